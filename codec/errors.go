@@ -37,7 +37,6 @@ var (
 	ErrReservedOpcode       = &ProtocolError{StatusProtocolError, "reserved opcode"}
 	ErrReservedBits         = &ProtocolError{StatusProtocolError, "RSV bits set that no extension defines"}
 	ErrLengthOverflow       = &ProtocolError{StatusProtocolError, "64-bit payload length with the most significant bit set"}
-	ErrNonMinimalLength     = &ProtocolError{StatusProtocolError, "payload length not in its minimal encoding"}
 	ErrControlTooLong       = &ProtocolError{StatusProtocolError, "control frame payload longer than 125 bytes"}
 	ErrControlFragmented    = &ProtocolError{StatusProtocolError, "fragmented control frame"}
 	ErrMaskRequired         = &ProtocolError{StatusProtocolError, "unmasked frame from a client"}
@@ -51,10 +50,10 @@ var (
 
 // Close payload errors (RFC 6455 §5.5.1, §7.4).
 var (
-	ErrCloseTooShort    = &ProtocolError{StatusProtocolError, "close payload of 1 byte"}
-	ErrCloseCode        = &ProtocolError{StatusProtocolError, "invalid close status code"}
-	ErrCloseReasonUTF8  = &ProtocolError{StatusInvalidPayloadData, "close reason is not valid UTF-8"}
-	ErrCloseReasonLong  = &ProtocolError{StatusProtocolError, "close reason longer than 123 bytes"}
+	ErrCloseTooShort   = &ProtocolError{StatusProtocolError, "close payload of 1 byte"}
+	ErrCloseCode       = &ProtocolError{StatusProtocolError, "invalid close status code"}
+	ErrCloseReasonUTF8 = &ProtocolError{StatusInvalidPayloadData, "close reason is not valid UTF-8"}
+	ErrCloseReasonLong = &ProtocolError{StatusProtocolError, "close reason longer than 123 bytes"}
 )
 
 // Upgrade request errors (RFC 6455 §4.2.1), each with the status it is

@@ -1,0 +1,5 @@
+module github.com/galews/gale/bench
+
+go 1.26
+
+replace github.com/galews/gale => ../
