@@ -40,8 +40,23 @@ type Request struct {
 	Extensions []byte // first Sec-WebSocket-Extensions line; see Headers for all
 	Origin     []byte
 
-	head head
+	head  head
+	flags reqFlags
 }
+
+// reqFlags record, in Parse's single pass over the fields, what Validate
+// needs beyond the first values: repeated fields and tokens found in any
+// of several Upgrade or Connection lines.
+type reqFlags uint8
+
+const (
+	upgradeWebSocket  reqFlags = 1 << iota // an Upgrade field lists "websocket"
+	connectionUpgrade                      // a Connection field lists "upgrade"
+	draft76Key                             // Sec-WebSocket-Key1 is present
+	repeatedHost
+	repeatedKey
+	repeatedVersion
+)
 
 // Reset clears r for the next request.
 func (r *Request) Reset() { *r = Request{} }
@@ -68,26 +83,30 @@ func (r *Request) Parse(p []byte, max int) (n int, err error) {
 		return 0, ErrHeaderTooLarge
 	}
 	*r = Request{head: head{scanned: r.head.scanned}} // a repeated Parse sees no stale views
-	line, ok := r.head.split(p[:n])
-	if !ok {
-		return 0, ErrMalformedRequest
-	}
+	line, rest := nextLine(p[:n])
+	r.head.fields = rest
+	var ok bool
 	if r.Method, r.URI, r.Minor, ok = parseRequestLine(line); !ok {
 		r.Method, r.URI = nil, nil
 		return 0, ErrMalformedRequest
 	}
 	r.Path, r.Query = splitTarget(r.URI)
-	s := HeaderScanner{rest: r.head.fields}
-	for {
-		k, v, ok := s.Next()
+	for len(rest) > 0 {
+		line, rest = nextLine(rest)
+		if len(line) == 0 {
+			break // the blank line
+		}
+		k, v, ok := parseField(line)
 		if !ok {
-			break
+			*r = Request{}
+			return 0, ErrMalformedRequest
 		}
 		var dst *[]byte
+		var repeated reqFlags
 		switch len(k) {
 		case 4:
 			if equalFold(k, "host") {
-				dst = &r.Host
+				dst, repeated = &r.Host, repeatedHost
 			}
 		case 6:
 			if equalFold(k, "origin") {
@@ -96,18 +115,28 @@ func (r *Request) Parse(p []byte, max int) (n int, err error) {
 		case 7:
 			if equalFold(k, "upgrade") {
 				dst = &r.Upgrade
+				if hasToken(v, "websocket") {
+					r.flags |= upgradeWebSocket
+				}
 			}
 		case 10:
 			if equalFold(k, "connection") {
 				dst = &r.Connection
+				if hasToken(v, "upgrade") {
+					r.flags |= connectionUpgrade
+				}
 			}
 		case 17:
 			if equalFold(k, "sec-websocket-key") {
-				dst = &r.Key
+				dst, repeated = &r.Key, repeatedKey
+			}
+		case 18:
+			if equalFold(k, "sec-websocket-key1") {
+				r.flags |= draft76Key
 			}
 		case 21:
 			if equalFold(k, "sec-websocket-version") {
-				dst = &r.Version
+				dst, repeated = &r.Version, repeatedVersion
 			}
 		case 22:
 			if equalFold(k, "sec-websocket-protocol") {
@@ -118,8 +147,12 @@ func (r *Request) Parse(p []byte, max int) (n int, err error) {
 				dst = &r.Extensions
 			}
 		}
-		if dst != nil && *dst == nil {
-			*dst = v
+		if dst != nil {
+			if *dst == nil {
+				*dst = v
+			} else {
+				r.flags |= repeated
+			}
 		}
 	}
 	return n, nil
@@ -204,9 +237,9 @@ func (r *Request) SelectProtocol(supported []string) (protocol string) {
 // a server may hand to a fallback handler), ErrMethod (405), ErrDraft76 and
 // ErrVersion (426), or a 400.
 func (r *Request) Validate() error {
-	_, key1 := r.head.lookup("sec-websocket-key1")
-	isWS := r.head.fieldsHaveToken("upgrade", "websocket")
-	if !isWS && r.Key == nil && r.Version == nil && key1 == 0 {
+	isWS := r.flags&upgradeWebSocket != 0
+	key1 := r.flags&draft76Key != 0
+	if !isWS && r.Key == nil && r.Version == nil && !key1 {
 		return ErrNotUpgrade
 	}
 	if string(r.Method) != http.MethodGet {
@@ -215,11 +248,10 @@ func (r *Request) Validate() error {
 	if r.Minor < 1 {
 		return ErrHTTPVersion
 	}
-	_, versions := r.head.lookup("sec-websocket-version")
 	switch {
-	case r.Version == nil && key1 > 0:
+	case r.Version == nil && key1:
 		return ErrDraft76
-	case versions > 1:
+	case r.flags&repeatedVersion != 0:
 		return ErrDuplicateHeader
 	case string(r.Version) != "13":
 		return ErrVersion
@@ -227,13 +259,13 @@ func (r *Request) Validate() error {
 	if !isWS {
 		return ErrUpgradeHeader
 	}
-	if !r.head.fieldsHaveToken("connection", "upgrade") {
+	if r.flags&connectionUpgrade == 0 {
 		return ErrConnectionHeader
 	}
-	if _, hosts := r.head.lookup("host"); hosts != 1 || len(r.Host) == 0 {
+	if r.flags&repeatedHost != 0 || len(r.Host) == 0 {
 		return ErrMissingHost
 	}
-	if _, keys := r.head.lookup("sec-websocket-key"); keys != 1 || !validKey(r.Key) {
+	if r.flags&repeatedKey != 0 || !validKey(r.Key) {
 		return ErrKey
 	}
 	return nil
