@@ -3,18 +3,12 @@ package codec
 import (
 	"encoding/binary"
 	"math/bits"
-
-	"github.com/gobwas/ws"
 )
 
-// cipherMin is the length from which Mask hands whole 16-byte blocks to
-// gobwas' ws.Cipher, whose AVX2/SSE2 kernel stores 32 bytes at a time.
-// Below it, maskWords' eight-byte XORs finish before Cipher's call chain
-// (three calls deep) gets going. Measured with BenchmarkMask against
-// BenchmarkCipher on amd64: maskWords alone matches Cipher up to about
-// 192 B, and Mask pays about 1 ns over a direct Cipher call for the extra
-// call level, so the switch pays from about 256 B.
-const cipherMin = 256
+// blockMin is the length from which Mask hands whole blocks to maskBlocks
+// (SIMD on amd64, gobwas' ws.Cipher elsewhere); below it maskWords'
+// eight-byte XORs finish first. Measured with BenchmarkMask.
+const blockMin = 128
 
 // Mask XORs p in place with the masking key (RFC 6455 §5.3), starting at
 // byte pos of the key stream, and returns the position to pass with the next
@@ -35,18 +29,15 @@ func Mask(p []byte, key [4]byte, pos int) int {
 		k = bits.RotateLeft32(k, -8*(pos&3))
 		binary.LittleEndian.PutUint32(key[:], k)
 	}
-	if len(p) < cipherMin {
+	if len(p) < blockMin {
 		maskWords(p, k)
 		return next
 	}
-	// Called on whole blocks at position 0, Cipher goes straight to its
-	// kernel and skips its byte-at-a-time head and tail; maskWords does the
-	// tail (which starts on a multiple of 4, so k still fits) faster.
-	b := len(p) &^ 15
-	if b < len(p) {
-		maskWords(p[b:], k)
+	n := maskBlocks(p, k)
+	if n < len(p) {
+		// The tail starts on a multiple of 4 bytes, so k still lines up.
+		maskWords(p[n:], k)
 	}
-	ws.Cipher(p[:b], key, 0)
 	return next
 }
 
