@@ -1,0 +1,159 @@
+package engine
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/galews/gale/codec"
+)
+
+// OutboundPolicy says what happens when a write would take a connection's
+// outbound buffer (bytes accepted but not yet taken by the kernel) past
+// Config.MaxOutbound.
+type OutboundPolicy uint8
+
+const (
+	// OutboundClose drops the connection (a slow reader): OnClose gets
+	// ErrSlowReader. The default: a server must not buffer without bound.
+	OutboundClose OutboundPolicy = iota
+	// OutboundReject refuses the write with ErrOutboundFull and keeps the
+	// connection; the caller decides (drop the message, retry later).
+	OutboundReject
+)
+
+// Config configures a Server. The zero value works: every zero field takes
+// the default its comment gives.
+type Config struct {
+	// Loops is the number of event loops. Default: GOMAXPROCS.
+	Loops int
+	// ReadBufferCap is the size of each loop's read buffer. Default 64 KiB.
+	ReadBufferCap int
+
+	// MaxHeaderBytes caps the upgrade request head (431 past it). Default 8 KiB.
+	MaxHeaderBytes int
+	// HandshakeTimeout bounds the time from accept to a complete upgrade
+	// request, against slowloris peers. Default 10 s.
+	HandshakeTimeout time.Duration
+
+	// MaxMessageSize caps a message's payload (reassembled, and inflated
+	// when compressed); past it the connection is closed with 1009.
+	// Default 16 MiB.
+	MaxMessageSize int64
+	// MaxFrameSize caps a single frame's payload (1009). Default: MaxMessageSize.
+	MaxFrameSize int64
+
+	// PingInterval, when positive, makes the server ping each connection
+	// that has sent nothing for that long. Default: no pings.
+	PingInterval time.Duration
+	// IdleTimeout, when positive, closes a connection from which nothing
+	// was received for that long; with pings, a live peer's pongs keep it
+	// open and a half-open peer is reaped. Default: 2×PingInterval when
+	// PingInterval is set, else none.
+	IdleTimeout time.Duration
+	// CloseTimeout bounds the wait for the peer's Close after ours.
+	// Default 5 s.
+	CloseTimeout time.Duration
+
+	// MaxOutbound caps the bytes buffered for a connection beyond what the
+	// kernel accepted. Default 4 MiB.
+	MaxOutbound int
+	// OutboundPolicy applies when a write would exceed MaxOutbound.
+	OutboundPolicy OutboundPolicy
+
+	// Subprotocols the server speaks; the first one the client offers (in
+	// the client's order) is selected. OnUpgrade may change the choice.
+	Subprotocols []string
+	// AllowedOrigins lists the Origin values accepted, exactly as browsers
+	// send them ("https://example.com"); "*" accepts any. When empty and
+	// CheckOrigin is nil, the same-host policy applies: no Origin, or an
+	// Origin whose host equals the Host header.
+	AllowedOrigins []string
+	// CheckOrigin, when set, decides the origin policy instead.
+	CheckOrigin func(r *UpgradeRequest) bool
+	// OnUpgrade, when set, sees each valid upgrade request before the 101 is
+	// sent. It may set r.Subprotocol, r.ResponseHeader and r.Context, and refuse the
+	// upgrade by returning an error: a *Reject chooses the status, headers
+	// and body; any other error answers 403. It runs on the event loop.
+	OnUpgrade func(r *UpgradeRequest) error
+	// Fallback, when set, answers plain HTTP requests (no upgrade), e.g. a
+	// health check or a test page; otherwise they get 426 Upgrade Required.
+	// It runs on the event loop; the request body is not read, and the
+	// connection is closed after the response.
+	Fallback http.Handler
+
+	// Workers, when positive, runs OnMessage, OnFrame, OnPing and OnPong on
+	// a pool of that many goroutines instead of the event loop, keeping
+	// each connection's order, for handlers that block.
+	Workers int
+	// WorkerQueue caps the events queued per connection for the workers;
+	// past it the connection is closed with 1013 (try again later).
+	// Default 1024.
+	WorkerQueue int
+
+	// Logger receives handler panics and other events worth a line.
+	// Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultReadBufferCap    = 64 << 10
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxMessageSize   = 16 << 20
+	DefaultCloseTimeout     = 5 * time.Second
+	DefaultMaxOutbound      = 4 << 20
+	DefaultWorkerQueue      = 1024
+)
+
+// withDefaults returns c with every zero field defaulted, or an error for a
+// value that cannot work.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	if c.Loops < 0 || c.ReadBufferCap < 0 || c.MaxHeaderBytes < 0 || c.MaxOutbound < 0 || c.Workers < 0 || c.WorkerQueue < 0 {
+		errs = append(errs, errors.New("negative Loops, ReadBufferCap, MaxHeaderBytes, MaxOutbound, Workers or WorkerQueue"))
+	}
+	if c.MaxMessageSize < 0 || c.MaxFrameSize < 0 {
+		errs = append(errs, errors.New("negative MaxMessageSize or MaxFrameSize"))
+	}
+	if c.HandshakeTimeout < 0 || c.PingInterval < 0 || c.IdleTimeout < 0 || c.CloseTimeout < 0 {
+		errs = append(errs, errors.New("negative timeout or interval"))
+	}
+	if c.OutboundPolicy > OutboundReject {
+		errs = append(errs, fmt.Errorf("unknown OutboundPolicy %d", c.OutboundPolicy))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("gale: invalid Config: %w", err)
+	}
+	c.Loops = cmp.Or(c.Loops, runtime.GOMAXPROCS(0))
+	c.ReadBufferCap = cmp.Or(c.ReadBufferCap, DefaultReadBufferCap)
+	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, codec.DefaultMaxHeaderBytes)
+	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)
+	c.MaxMessageSize = cmp.Or(c.MaxMessageSize, DefaultMaxMessageSize)
+	c.MaxFrameSize = min(cmp.Or(c.MaxFrameSize, c.MaxMessageSize), c.MaxMessageSize)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, 2*c.PingInterval)
+	c.CloseTimeout = cmp.Or(c.CloseTimeout, DefaultCloseTimeout)
+	c.MaxOutbound = cmp.Or(c.MaxOutbound, DefaultMaxOutbound)
+	c.WorkerQueue = cmp.Or(c.WorkerQueue, DefaultWorkerQueue)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}
+
+// tick returns the timing wheel's resolution: fine enough for the shortest
+// configured duration (an eighth of it), never busier than every 5 ms nor
+// lazier than every second. Each tick costs one wake-up per busy loop.
+func (c *Config) tick() time.Duration {
+	d := c.HandshakeTimeout
+	for _, x := range []time.Duration{c.PingInterval, c.IdleTimeout, c.CloseTimeout} {
+		if x > 0 && x < d {
+			d = x
+		}
+	}
+	return min(max(d/8, 5*time.Millisecond), time.Second)
+}

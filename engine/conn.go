@@ -1,0 +1,342 @@
+package engine
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/galews/gale/codec"
+	"github.com/galews/gale/pool"
+)
+
+type connState uint8
+
+const (
+	stateHandshake connState = iota // reading the upgrade request
+	stateOpen                       // upgraded
+	stateClosing                    // our Close is sent; waiting for the peer's
+	stateClosed                     // the socket is gone
+)
+
+// Conn is one WebSocket connection. All its methods are safe to call from
+// any goroutine. Fields are owned by the connection's event loop unless
+// marked otherwise.
+type Conn struct {
+	gc    gnet.Conn
+	loop  *loop
+	state connState
+
+	inTraffic bool // inside OnTraffic for this connection
+	wantClose bool // close the socket when OnTraffic returns
+	notified  bool // Handler.OnClose has been called
+
+	// The frame being read.
+	inFrame bool
+	maskPos uint8
+	h       codec.Header
+	rem     int64 // payload bytes of h not read yet
+
+	// The message being read.
+	msgOp  codec.Opcode // first frame's opcode while a message is in progress, else 0
+	msgLen int64
+	msg    *[]byte // reassembly buffer, from package pool while in use
+	utf8   codec.UTF8Validator
+
+	hs *handshake // while upgrading
+
+	timer    timerLink
+	lastRead int64 // wheel tick of the last bytes received
+	lastPing int64 // wheel tick of the last ping sent
+
+	lnext, lprev *Conn // the loop's list of connections
+
+	closeErr error            // why the connection is closing, for OnClose
+	sentCode codec.StatusCode // the code of the Close we sent, if any
+
+	raddr       net.Addr
+	subprotocol string
+	ctx         any
+
+	// closed is set once a Close was sent or requested, or the socket is
+	// gone: writes from any goroutine check it.
+	closed atomic.Bool
+	// outbound is gnet's outbound buffer size as the loop last saw it, for
+	// backpressure checks by other goroutines.
+	outbound atomic.Int64
+
+	// Writes queued by other goroutines, flushed by the loop. Guarded by wmu.
+	wmu    sync.Mutex
+	wq     *[]byte
+	queued bool
+	qclose *closeRequest
+	qabort error
+
+	work *workQueue // with Config.Workers: events waiting for a worker
+}
+
+type closeRequest struct {
+	code   codec.StatusCode
+	reason string
+	err    error // for OnClose, when the close is Gale's decision
+}
+
+// RemoteAddr returns the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
+
+// Subprotocol returns the negotiated subprotocol, or "".
+func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// Context returns the value attached by Config.OnUpgrade or SetContext.
+// Like SetContext, it is meant for the connection's callbacks; from other
+// goroutines, synchronise yourself.
+func (c *Conn) Context() any { return c.ctx }
+
+// SetContext attaches a value to the connection.
+func (c *Conn) SetContext(v any) { c.ctx = v }
+
+// checkState is the codec's view of where the read side stands.
+func (c *Conn) checkState() codec.State {
+	s := codec.StateServer
+	if c.msgOp != 0 {
+		s |= codec.StateFragmented
+	}
+	return s
+}
+
+// peek returns the next n bytes, n > 0, as gnet holds them (no copy unless
+// they straddle its ring buffer). Valid until the matching discard.
+func (c *Conn) peek(n int) []byte {
+	p, _ := c.gc.Peek(n)
+	return p
+}
+
+// readFrames parses and dispatches every whole frame, and every piece of a
+// data frame, that gnet holds. It returns the action for gnet.
+func (c *Conn) readFrames() gnet.Action {
+	srv := c.loop.srv
+	for {
+		if c.wantClose || c.state == stateClosed {
+			return gnet.Close
+		}
+		avail := int64(c.gc.InboundBuffered())
+		if !c.inFrame {
+			if avail < 2 {
+				return gnet.None
+			}
+			h, n, err := codec.DecodeFrameHeader(c.peek(int(min(avail, codec.MaxHeaderLen))))
+			if err == codec.ErrNeedMore {
+				return gnet.None
+			}
+			if err == nil {
+				err = codec.CheckFrameHeader(h, c.checkState())
+			}
+			if err == nil && h.Opcode.IsData() {
+				switch {
+				case h.Length > srv.cfg.MaxFrameSize:
+					err = codec.ErrFrameTooBig
+				case c.msgLen+h.Length > srv.cfg.MaxMessageSize:
+					err = codec.ErrMessageTooBig
+				}
+			}
+			if err != nil {
+				return c.fail(err)
+			}
+			c.gc.Discard(n)
+			avail -= int64(n)
+			c.h, c.rem, c.maskPos, c.inFrame = h, h.Length, 0, true
+			if h.Opcode == codec.OpText || h.Opcode == codec.OpBinary {
+				c.msgOp, c.msgLen = h.Opcode, 0
+				c.utf8.Reset()
+			}
+		}
+
+		if c.h.Opcode.IsControl() {
+			if avail < c.rem {
+				return gnet.None
+			}
+			n := int(c.rem)
+			var p []byte
+			if n > 0 {
+				p = c.peek(n)
+				codec.Mask(p, c.h.Mask, 0)
+			}
+			c.inFrame = false
+			c.control(p)
+			if n > 0 && c.state != stateClosed { // gnet's Discard(0) drops everything
+				c.gc.Discard(n)
+			}
+			continue
+		}
+
+		text := c.msgOp == codec.OpText
+		// Fast path: the whole frame is in gnet's buffer and no message is
+		// being reassembled, so it is delivered in place, unmasked, with no copy.
+		if avail >= c.rem && (c.msg == nil || len(*c.msg) == 0) && (c.h.Fin && c.h.Opcode != codec.OpContinuation || srv.frames != nil) {
+			n := int(c.rem)
+			var p []byte
+			if n > 0 {
+				p = c.peek(n)
+				codec.Mask(p, c.h.Mask, 0)
+			}
+			c.inFrame = false
+			if text {
+				valid := c.utf8.Write(p)
+				if valid && c.h.Fin {
+					valid = c.utf8.Done()
+				}
+				if !valid {
+					return c.fail(codec.ErrInvalidUTF8)
+				}
+			}
+			c.msgLen += int64(n)
+			op, fin := c.msgOp, c.h.Fin
+			if fin {
+				c.msgOp, c.msgLen = 0, 0
+			}
+			if srv.frames != nil {
+				c.dispatchFrame(c.h.Opcode, fin, p)
+			} else {
+				c.dispatchMessage(op, p)
+			}
+			if n > 0 && c.state != stateClosed { // gnet's Discard(0) drops everything
+				c.gc.Discard(n)
+			}
+			continue
+		}
+
+		// Slow path: copy what has arrived into the reassembly buffer.
+		k := min(avail, c.rem)
+		if k == 0 && c.rem > 0 {
+			return gnet.None
+		}
+		if k > 0 {
+			p := c.peek(int(k))
+			c.maskPos = uint8(codec.Mask(p, c.h.Mask, int(c.maskPos)))
+			if text && !c.utf8.Write(p) {
+				return c.fail(codec.ErrInvalidUTF8)
+			}
+			c.appendMsg(p)
+			c.gc.Discard(int(k))
+			c.rem -= k
+			c.msgLen += k
+			if c.rem > 0 {
+				return gnet.None
+			}
+		}
+		c.inFrame = false
+		fin := c.h.Fin
+		if fin && text && !c.utf8.Done() {
+			return c.fail(codec.ErrInvalidUTF8)
+		}
+		if srv.frames != nil {
+			c.dispatchFrame(c.h.Opcode, fin, c.msgBytes())
+			c.releaseMsg()
+		} else if fin {
+			c.dispatchMessage(c.msgOp, c.msgBytes())
+			c.releaseMsg()
+		}
+		if fin {
+			c.msgOp, c.msgLen = 0, 0
+		}
+	}
+}
+
+func (c *Conn) msgBytes() []byte {
+	if c.msg == nil {
+		return nil
+	}
+	return *c.msg
+}
+
+// appendMsg adds p to the reassembly buffer, growing it through the pool.
+// Growth follows the bytes that actually arrive, never the declared length.
+func (c *Conn) appendMsg(p []byte) {
+	if c.msg == nil {
+		c.msg = c.loop.getBuf(len(p))
+	}
+	n := len(*c.msg)
+	c.msg = pool.Grow(c.msg, n+len(p))
+	copy((*c.msg)[n:], p)
+}
+
+func (c *Conn) releaseMsg() {
+	if c.msg != nil {
+		c.loop.putBuf(c.msg)
+		c.msg = nil
+	}
+}
+
+// control handles a control frame whose unmasked payload is p.
+func (c *Conn) control(p []byte) {
+	srv := c.loop.srv
+	switch c.h.Opcode {
+	case codec.OpPing:
+		if c.state == stateOpen {
+			c.writeLoop(codec.OpPong, true, p, true)
+		}
+		if srv.pings != nil {
+			c.dispatchControl(codec.OpPing, p)
+		}
+	case codec.OpPong:
+		if srv.pongs != nil {
+			c.dispatchControl(codec.OpPong, p)
+		}
+	case codec.OpClose:
+		code, reason, err := codec.ParseClosePayload(p)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		if c.state == stateOpen {
+			// Echo the peer's code (RFC 6455 §5.5.1); 1000 when it sent none.
+			echo := code
+			if echo == codec.StatusNoStatusReceived {
+				echo = codec.StatusNormalClosure
+			}
+			c.sendClose(echo, "")
+		}
+		c.setCloseErr(&codec.CloseError{Code: code, Reason: string(reason)})
+		c.closed.Store(true)
+		c.wantClose = true
+	}
+}
+
+// fail sends a Close with the error's code (1002 unless the error says
+// otherwise) when none was sent yet, and closes the socket: RFC 6455 §7.1.7
+// "Fail the WebSocket Connection".
+func (c *Conn) fail(err error) gnet.Action {
+	if c.state == stateOpen {
+		code := codec.CloseStatus(err)
+		if code == 0 {
+			code = codec.StatusProtocolError
+		}
+		c.sendClose(code, "")
+	}
+	c.setCloseErr(err)
+	c.closed.Store(true)
+	c.wantClose = true
+	return gnet.Close
+}
+
+func (c *Conn) setCloseErr(err error) {
+	if c.closeErr == nil {
+		c.closeErr = err
+	}
+}
+
+// abort closes the socket now (or when OnTraffic returns, if inside it)
+// with err as the reason given to OnClose.
+func (c *Conn) abort(err error) {
+	c.setCloseErr(err)
+	c.closed.Store(true)
+	if c.state == stateClosed {
+		return
+	}
+	if c.inTraffic {
+		c.wantClose = true
+		return
+	}
+	c.loop.el.Close(c.gc)
+}

@@ -1,0 +1,453 @@
+package engine
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/galews/gale/codec"
+)
+
+// DialOptions configures Dial. The zero value (or nil) works.
+type DialOptions struct {
+	Header       http.Header // extra request header fields
+	Origin       string      // sent as Origin when not empty
+	Subprotocols []string    // offered in order of preference
+
+	// HandshakeTimeout bounds connecting (TCP, TLS) and the upgrade when
+	// ctx has no earlier deadline. Default 10 s.
+	HandshakeTimeout time.Duration
+	// MaxMessageSize caps received messages (1009 past it). Default 16 MiB.
+	MaxMessageSize int64
+	// MaxHeaderBytes caps the server's response head. Default 8 KiB.
+	MaxHeaderBytes int
+	// TLSConfig is used for wss:// URLs; ServerName defaults to the URL's host.
+	TLSConfig *tls.Config
+	// NetDial, when set, opens the TCP connection instead of net.Dialer.
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// ClientConn is a blocking WebSocket client connection over a net.Conn, for
+// ordinary programs and scripts (the event-loop client is for many
+// connections). One goroutine may read while others write: writes are
+// serialised; reads must come from one goroutine at a time.
+type ClientConn struct {
+	conn        net.Conn
+	br          *bufio.Reader
+	maxMsg      int64
+	subprotocol string
+
+	// Read side, owned by the reading goroutine.
+	rbuf    []byte // the current frame's payload
+	mbuf    []byte // the message being reassembled by ReadMessage
+	fragOp  codec.Opcode
+	msgLen  int64 // bytes of the message in progress
+	utf8    codec.UTF8Validator
+	readErr error // sticky: once reading failed, it keeps failing the same way
+
+	wmu       sync.Mutex
+	wbuf      []byte
+	rng       *mrand.ChaCha8 // mask keys: a CSPRNG seeded from crypto/rand, no allocation per frame
+	closeSent bool
+}
+
+// Frame is one frame as ReadFrame returns it. Payload is valid until the
+// next read.
+type Frame struct {
+	Opcode  codec.Opcode
+	Fin     bool
+	Payload []byte
+}
+
+// ErrBadURL is returned by Dial for a URL that is not ws:// or wss://.
+var ErrBadURL = errors.New("gale: URL scheme must be ws or wss")
+
+// Dial opens a WebSocket connection to rawURL (ws:// or wss://).
+func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*ClientConn, error) {
+	if opts == nil {
+		opts = &DialOptions{}
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("gale: dial: %w", err)
+	}
+	var secure bool
+	switch u.Scheme {
+	case "ws":
+	case "wss":
+		secure = true
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrBadURL, rawURL)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("%w: no host in %q", ErrBadURL, rawURL)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cmp.Or(opts.HandshakeTimeout, DefaultHandshakeTimeout))
+		defer cancel()
+	}
+	hostPort := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if secure {
+			port = "443"
+		}
+		hostPort = net.JoinHostPort(u.Hostname(), port)
+	}
+	dial := opts.NetDial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conn, err := dial(ctx, "tcp", hostPort)
+	if err != nil {
+		return nil, fmt.Errorf("gale: dial %s: %w", hostPort, err)
+	}
+	if secure {
+		cfg := opts.TLSConfig.Clone()
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = u.Hostname()
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("gale: dial %s: tls: %w", hostPort, err)
+		}
+		conn = tc
+	}
+	c, err := handshakeClient(ctx, conn, u, opts)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func handshakeClient(ctx context.Context, conn net.Conn, u *url.URL, opts *DialOptions) (*ClientConn, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+		defer conn.SetDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	uri := u.EscapedPath()
+	if u.RawQuery != "" {
+		uri += "?" + u.RawQuery
+	}
+	req := &codec.ClientRequest{
+		Host:      u.Host,
+		URI:       uri,
+		Origin:    opts.Origin,
+		Protocols: opts.Subprotocols,
+		Header:    opts.Header,
+	}
+	key := codec.NewKey()
+	if _, err := conn.Write(codec.AppendClientRequest(nil, req, key[:])); err != nil {
+		return nil, fmt.Errorf("gale: handshake: write request: %w", err)
+	}
+	maxHead := cmp.Or(opts.MaxHeaderBytes, codec.DefaultMaxHeaderBytes)
+	buf := make([]byte, 0, 1024)
+	var resp codec.Response
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := conn.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		head, perr := resp.Parse(buf, maxHead)
+		if perr == nil {
+			if err := resp.Validate(key[:], req); err != nil {
+				return nil, err
+			}
+			c := newClientConn(conn, buf[head:], opts)
+			c.subprotocol = string(resp.Protocol)
+			return c, nil
+		}
+		if perr != codec.ErrNeedMore {
+			return nil, fmt.Errorf("gale: handshake: %w", perr)
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("gale: handshake: server closed before the response was complete: %w", err)
+		}
+	}
+}
+
+func newClientConn(conn net.Conn, early []byte, opts *DialOptions) *ClientConn {
+	var seed [32]byte
+	rand.Read(seed[:])
+	c := &ClientConn{
+		conn:   conn,
+		maxMsg: cmp.Or(opts.MaxMessageSize, DefaultMaxMessageSize),
+		rng:    mrand.NewChaCha8(seed),
+	}
+	var r io.Reader = conn
+	if len(early) > 0 {
+		// Frames that came in the same read as the 101 response.
+		r = io.MultiReader(strings.NewReader(string(early)), conn)
+	}
+	c.br = bufio.NewReaderSize(r, 64<<10)
+	return c
+}
+
+// Subprotocol returns the subprotocol the server chose, or "".
+func (c *ClientConn) Subprotocol() string { return c.subprotocol }
+
+// NetConn returns the underlying connection (for deadlines and addresses).
+func (c *ClientConn) NetConn() net.Conn { return c.conn }
+
+// SetReadDeadline sets the deadline for reads; a read past it fails with an
+// error for which errors.Is(err, os.ErrDeadlineExceeded) holds.
+func (c *ClientConn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the deadline for writes.
+func (c *ClientConn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
+
+// WriteMessage sends p as one message; op is codec.OpText or codec.OpBinary.
+func (c *ClientConn) WriteMessage(op codec.Opcode, p []byte) error {
+	if op != codec.OpText && op != codec.OpBinary {
+		return ErrInvalidOpcode
+	}
+	return c.writeFrame(op, true, p)
+}
+
+// WriteFrame sends one frame of a message: the first with OpText or
+// OpBinary, then OpContinuation, the last with fin set.
+func (c *ClientConn) WriteFrame(op codec.Opcode, p []byte, fin bool) error {
+	if !op.IsData() || op.IsReserved() {
+		return ErrInvalidOpcode
+	}
+	return c.writeFrame(op, fin, p)
+}
+
+// Ping sends a ping (payload at most 125 bytes).
+func (c *ClientConn) Ping(p []byte) error {
+	if len(p) > codec.MaxControlPayload {
+		return ErrControlTooLong
+	}
+	return c.writeFrame(codec.OpPing, true, p)
+}
+
+// WriteClose sends a Close frame with code and reason, starting the closing
+// handshake; the peer's answer comes back from the next read as a
+// *codec.CloseError. Writes after it fail with ErrClosed.
+func (c *ClientConn) WriteClose(code codec.StatusCode, reason string) error {
+	if code != codec.StatusNoStatusReceived && !code.IsValid() {
+		return codec.ErrCloseCode
+	}
+	var buf [codec.MaxControlPayload]byte
+	return c.writeFrame(codec.OpClose, true, codec.AppendClosePayload(buf[:0], code, reason))
+}
+
+// CloseHandshake sends Close(code, reason), reads until the server's Close
+// (discarding data) or the timeout, closes the connection, and returns the
+// server's Close.
+func (c *ClientConn) CloseHandshake(code codec.StatusCode, reason string, timeout time.Duration) (*codec.CloseError, error) {
+	defer c.conn.Close()
+	if err := c.WriteClose(code, reason); err != nil {
+		return nil, err
+	}
+	c.conn.SetReadDeadline(time.Now().Add(timeout))
+	for {
+		_, err := c.ReadFrame()
+		var ce *codec.CloseError
+		if errors.As(err, &ce) {
+			return ce, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Close closes the connection without a closing handshake.
+func (c *ClientConn) Close() error { return c.conn.Close() }
+
+func (c *ClientConn) writeFrame(op codec.Opcode, fin bool, p []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return ErrClosed
+	}
+	var key [4]byte
+	binary.LittleEndian.PutUint32(key[:], uint32(c.rng.Uint64()))
+	c.wbuf = codec.AppendFrame(c.wbuf[:0], codec.Header{Fin: fin, Opcode: op, Masked: true, Mask: key}, p)
+	if op == codec.OpClose {
+		c.closeSent = true
+	}
+	if _, err := c.conn.Write(c.wbuf); err != nil {
+		return fmt.Errorf("gale: write: %w", err)
+	}
+	if cap(c.wbuf) > 1<<20 {
+		c.wbuf = nil // do not pin a huge buffer between messages
+	}
+	return nil
+}
+
+// ReadFrame reads the next frame, data or control. Pings are answered with
+// a pong before they are returned. A Close is answered (echoing its code)
+// unless we sent one first, and returned together with a *codec.CloseError
+// holding the peer's code and reason. Protocol violations by the server fail
+// the connection (a Close with the violation's code is sent) and return the
+// *codec.ProtocolError; a timeout returns an error satisfying
+// os.ErrDeadlineExceeded. Payload is valid until the next read.
+func (c *ClientConn) ReadFrame() (Frame, error) {
+	if c.readErr != nil {
+		return Frame{}, c.readErr
+	}
+	f, err := c.readFrame()
+	if err != nil {
+		c.readErr = err
+	}
+	return f, err
+}
+
+func (c *ClientConn) readFrame() (Frame, error) {
+	p, err := c.br.Peek(2)
+	if err != nil {
+		return Frame{}, readError(err)
+	}
+	n := 2
+	switch p[1] & 0x7F {
+	case 126:
+		n = 4
+	case 127:
+		n = 10
+	}
+	if p[1]&0x80 != 0 {
+		n += 4
+	}
+	if p, err = c.br.Peek(n); err != nil {
+		return Frame{}, readError(err)
+	}
+	h, _, err := codec.DecodeFrameHeader(p)
+	if err == nil {
+		st := codec.StateClient
+		if c.fragOp != 0 {
+			st |= codec.StateFragmented
+		}
+		err = codec.CheckFrameHeader(h, st)
+	}
+	if err == nil && h.Opcode.IsData() && c.msgLen+h.Length > c.maxMsg {
+		err = codec.ErrMessageTooBig
+	}
+	if err != nil {
+		return Frame{}, c.fail(err)
+	}
+	c.br.Discard(n)
+
+	// Grow with the bytes that arrive, not with the declared length.
+	c.rbuf = c.rbuf[:0]
+	for remaining := h.Length; remaining > 0; {
+		chunk := int(min(remaining, 64<<10))
+		start := len(c.rbuf)
+		c.rbuf = append(c.rbuf, make([]byte, chunk)...)
+		if _, err := io.ReadFull(c.br, c.rbuf[start:]); err != nil {
+			return Frame{}, readError(err)
+		}
+		remaining -= int64(chunk)
+	}
+	f := Frame{Opcode: h.Opcode, Fin: h.Fin, Payload: c.rbuf}
+
+	switch h.Opcode {
+	case codec.OpText, codec.OpBinary, codec.OpContinuation:
+		if h.Opcode != codec.OpContinuation {
+			c.fragOp, c.msgLen = h.Opcode, 0
+			c.utf8.Reset()
+		}
+		c.msgLen += h.Length
+		if c.fragOp == codec.OpText {
+			valid := c.utf8.Write(f.Payload)
+			if valid && h.Fin {
+				valid = c.utf8.Done()
+			}
+			if !valid {
+				return Frame{}, c.fail(codec.ErrInvalidUTF8)
+			}
+		}
+		if h.Fin {
+			c.fragOp, c.msgLen = 0, 0
+		}
+	case codec.OpPing:
+		if err := c.writeFrame(codec.OpPong, true, f.Payload); err != nil && err != ErrClosed {
+			return f, err
+		}
+	case codec.OpClose:
+		code, reason, err := codec.ParseClosePayload(f.Payload)
+		if err != nil {
+			return Frame{}, c.fail(err)
+		}
+		echo := code
+		if echo == codec.StatusNoStatusReceived {
+			echo = codec.StatusNormalClosure
+		}
+		c.WriteClose(echo, "") // ErrClosed when we closed first: nothing to echo
+		return f, &codec.CloseError{Code: code, Reason: string(reason)}
+	}
+	return f, nil
+}
+
+// ReadMessage reads the next whole message, answering pings and skipping
+// pongs on the way. A Close from the server is returned as a
+// *codec.CloseError. The payload is valid until the next read.
+func (c *ClientConn) ReadMessage() (codec.Opcode, []byte, error) {
+	c.mbuf = c.mbuf[:0]
+	var op codec.Opcode
+	for {
+		f, err := c.ReadFrame()
+		if err != nil {
+			return 0, nil, err
+		}
+		if f.Opcode.IsControl() {
+			continue
+		}
+		if f.Opcode != codec.OpContinuation {
+			op = f.Opcode
+		}
+		if f.Fin && len(c.mbuf) == 0 {
+			return op, f.Payload, nil // unfragmented: no copy
+		}
+		c.mbuf = append(c.mbuf, f.Payload...)
+		if f.Fin {
+			return op, c.mbuf, nil
+		}
+	}
+}
+
+// fail sends a Close with err's code and closes the connection.
+func (c *ClientConn) fail(err error) error {
+	code := codec.CloseStatus(err)
+	if code == 0 {
+		code = codec.StatusProtocolError
+	}
+	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	c.WriteClose(code, "")
+	c.conn.Close()
+	return err
+}
+
+func readError(err error) error {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("gale: read: %w", err)
+}

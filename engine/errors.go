@@ -1,0 +1,33 @@
+package engine
+
+import "errors"
+
+// Errors returned by Conn methods and passed to Handler.OnClose.
+var (
+	// ErrClosed is returned by writes after the connection started closing.
+	ErrClosed = errors.New("gale: connection closed")
+	// ErrOutboundFull is returned by a write that would take the outbound
+	// buffer past Config.MaxOutbound under OutboundReject.
+	ErrOutboundFull = errors.New("gale: outbound buffer full")
+	// ErrCloseTimeout: we sent Close and the peer did not answer in time.
+	ErrCloseTimeout = errors.New("gale: close handshake timed out")
+	// ErrIdleTimeout: nothing was received for Config.IdleTimeout.
+	ErrIdleTimeout = errors.New("gale: idle timeout")
+	// ErrHandshakeTimeout: the upgrade request did not complete in time.
+	ErrHandshakeTimeout = errors.New("gale: handshake timeout")
+	// ErrHandlerPanic: a callback panicked; the connection was closed with 1011.
+	ErrHandlerPanic = errors.New("gale: handler panicked")
+	// ErrServerClosed: the server shut down; connections were closed with 1001.
+	ErrServerClosed = errors.New("gale: server closed")
+	// ErrSlowReader: the outbound cap was hit under OutboundClose.
+	ErrSlowReader = errors.New("gale: outbound buffer limit exceeded (slow reader)")
+	// ErrWorkerQueueFull: a connection's events outran the workers
+	// (Config.WorkerQueue); it was closed with 1013.
+	ErrWorkerQueueFull = errors.New("gale: worker queue full")
+	// ErrInvalidOpcode is returned by writes with an opcode that is not a
+	// data opcode (WriteMessage) or not a data or continuation opcode
+	// (WriteFrame).
+	ErrInvalidOpcode = errors.New("gale: invalid opcode for this write")
+	// ErrControlTooLong is returned by Ping and Close with a payload over 125 bytes.
+	ErrControlTooLong = errors.New("gale: control frame payload over 125 bytes")
+)

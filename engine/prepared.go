@@ -1,0 +1,104 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/galews/gale/codec"
+)
+
+// PreparedMessage is a message encoded once, to be sent to many
+// connections: its frame is built at creation and written as is, so a
+// broadcast costs one encoding however many receive it. It is immutable and
+// safe for concurrent use.
+type PreparedMessage struct {
+	op    codec.Opcode
+	n     int
+	frame []byte
+}
+
+// NewPreparedMessage encodes p (copied) as a server-to-client message.
+func NewPreparedMessage(op codec.Opcode, p []byte) (*PreparedMessage, error) {
+	if op != codec.OpText && op != codec.OpBinary {
+		return nil, ErrInvalidOpcode
+	}
+	frame := codec.AppendFrame(make([]byte, 0, codec.MaxHeaderLen+len(p)), codec.Header{Fin: true, Opcode: op}, p)
+	return &PreparedMessage{op: op, n: len(p), frame: frame}, nil
+}
+
+// WritePrepared sends a prepared message. On the connection's loop the
+// shared frame goes to gnet without a copy; from other goroutines it is
+// copied into the queue like any write.
+func (c *Conn) WritePrepared(pm *PreparedMessage) error {
+	if !c.loop.onLoop() {
+		return c.writeQueuedRaw(pm)
+	}
+	if c.closed.Load() || c.state != stateOpen {
+		return ErrClosed
+	}
+	return c.writePreparedLoop(pm)
+}
+
+func (c *Conn) writePreparedLoop(pm *PreparedMessage) error {
+	cfg := &c.loop.srv.cfg
+	if cfg.OutboundPolicy == OutboundReject && c.gc.OutboundBuffered()+len(pm.frame) > cfg.MaxOutbound {
+		return ErrOutboundFull
+	}
+	if _, err := c.gc.Write(pm.frame); err != nil {
+		return err
+	}
+	c.loop.stats.countOut(pm.op, true, pm.n)
+	return c.afterWrite()
+}
+
+func (c *Conn) writeQueuedRaw(pm *PreparedMessage) error {
+	cfg := &c.loop.srv.cfg
+	c.wmu.Lock()
+	if c.closed.Load() {
+		c.wmu.Unlock()
+		return ErrClosed
+	}
+	if int(c.outbound.Load())+c.queuedLenLocked()+len(pm.frame) > cfg.MaxOutbound {
+		if cfg.OutboundPolicy == OutboundReject {
+			c.wmu.Unlock()
+			return ErrOutboundFull
+		}
+		c.closed.Store(true)
+		c.qabort = ErrSlowReader
+		c.enqueueLocked()
+		return ErrSlowReader
+	}
+	c.wq = appendQueued(c.wq, pm.frame)
+	c.enqueueLocked()
+	c.loop.stats.countOut(pm.op, true, pm.n)
+	return nil
+}
+
+// Broadcast sends pm to every open connection. Each loop writes the one
+// shared frame to its own connections, so there is no per-receiver copy or
+// queueing. It returns once every loop has been asked; delivery follows.
+func (s *Server) Broadcast(pm *PreparedMessage) error {
+	var first error
+	for _, l := range s.loopList() {
+		if err := l.el.Execute(context.Background(), broadcaster{l, pm}); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+type broadcaster struct {
+	l  *loop
+	pm *PreparedMessage
+}
+
+func (b broadcaster) Run(context.Context) error {
+	b.l.enter()
+	for c := b.l.conns; c != nil; {
+		next := c.lnext
+		if c.state == stateOpen && !c.closed.Load() {
+			c.writePreparedLoop(b.pm)
+		}
+		c = next
+	}
+	return nil
+}

@@ -1,0 +1,406 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/galews/gale/codec"
+	"github.com/galews/gale/pool"
+)
+
+// Server is a WebSocket server running on gnet event loops.
+type Server struct {
+	cfg    Config
+	h      Handler
+	pings  PingHandler
+	pongs  PongHandler
+	frames FrameHandler
+
+	tick time.Duration
+
+	mu    sync.Mutex
+	loops []*loop
+
+	eng      gnet.Engine
+	addr     net.Addr
+	started  atomic.Bool
+	stopping atomic.Bool
+	booted   chan struct{}
+	done     chan struct{}
+	serveErr error
+	stopTick chan struct{}
+	base     time.Time // tick 0 of every loop's wheel
+	workers  *workerPool
+}
+
+// NewServer returns a server that calls h, configured by cfg (whose zero
+// value works).
+func NewServer(h Handler, cfg Config) (*Server, error) {
+	if h == nil {
+		return nil, errors.New("gale: nil Handler")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		h:        h,
+		tick:     cfg.tick(),
+		booted:   make(chan struct{}),
+		done:     make(chan struct{}),
+		stopTick: make(chan struct{}),
+	}
+	s.pings, _ = h.(PingHandler)
+	s.pongs, _ = h.(PongHandler)
+	s.frames, _ = h.(FrameHandler)
+	return s, nil
+}
+
+// ListenAndServe listens on addr and serves until Shutdown. addr is
+// "host:port" or "tcp://host:port" for TCP, "unix:///path" for a unix
+// socket. It returns nil after a Shutdown.
+func (s *Server) ListenAndServe(addr string) error {
+	if err := s.Start(addr); err != nil {
+		return err
+	}
+	<-s.done
+	return s.serveErr
+}
+
+// Start listens on addr (as in ListenAndServe) and serves in the
+// background; it returns once the server accepts connections.
+func (s *Server) Start(addr string) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("gale: server already started")
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "tcp://" + addr
+	}
+	opts := []gnet.Option{
+		gnet.WithMulticore(s.cfg.Loops > 1),
+		gnet.WithNumEventLoop(s.cfg.Loops),
+		gnet.WithReadBufferCap(s.cfg.ReadBufferCap),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithReuseAddr(true),
+		gnet.WithLogger(gnetLogger{s.cfg.Logger}),
+	}
+	if s.cfg.Workers > 0 {
+		s.workers = newWorkerPool(s, s.cfg.Workers)
+	}
+	s.base = time.Now()
+	go func() {
+		err := gnet.Run(&events{s: s}, addr, opts...)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			s.serveErr = err
+		}
+		close(s.done)
+	}()
+	select {
+	case <-s.booted:
+		return nil
+	case <-s.done:
+		if s.serveErr == nil {
+			return errors.New("gale: server stopped during start")
+		}
+		return s.serveErr
+	}
+}
+
+// Addr returns the address the server listens on (with the actual port when
+// started on port 0), or nil before Start.
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// Shutdown closes the server gracefully: new connections are refused,
+// every open connection is sent Close 1001 and given until ctx is done (or
+// its Config.CloseTimeout) to answer, then whatever remains is dropped and
+// the loops stop. It returns ctx's error when the deadline cut the drain
+// short.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.started.Load() {
+		return nil
+	}
+	if !s.stopping.CompareAndSwap(false, true) {
+		<-s.done
+		return nil
+	}
+	select {
+	case <-s.booted:
+	case <-s.done:
+		return nil
+	}
+	for _, l := range s.loopList() {
+		l.el.Execute(context.Background(), closer{l})
+	}
+	var drainErr error
+	poll := time.NewTicker(5 * time.Millisecond)
+	for s.Stats().Open > 0 && drainErr == nil {
+		select {
+		case <-ctx.Done():
+			drainErr = ctx.Err()
+		case <-poll.C:
+		}
+	}
+	poll.Stop()
+	// gnet's Stop polls every 500 ms; Run returns as soon as the loops are
+	// down, so wait for that instead.
+	go s.eng.Stop(context.Background())
+	<-s.done
+	close(s.stopTick)
+	if s.workers != nil {
+		s.workers.stop()
+	}
+	return drainErr
+}
+
+// closer is the runnable that starts closing every connection of a loop.
+type closer struct{ l *loop }
+
+func (cl closer) Run(context.Context) error {
+	cl.l.enter()
+	for c := cl.l.conns; c != nil; {
+		next := c.lnext
+		switch c.state {
+		case stateHandshake:
+			c.abort(ErrServerClosed)
+		case stateOpen:
+			c.sendClose(codec.StatusGoingAway, "server shutting down")
+			c.closed.Store(true)
+		}
+		c = next
+	}
+	return nil
+}
+
+func (s *Server) loopFor(el gnet.EventLoop) *loop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.loops {
+		if l.el == el {
+			return l
+		}
+	}
+	l := &loop{srv: s, el: el, iov: make([][]byte, 0, 2)}
+	s.loops = append(s.loops, l)
+	return l
+}
+
+func (s *Server) loopList() []*loop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loops[:len(s.loops):len(s.loops)]
+}
+
+// ticks converts d to wheel ticks, rounding up.
+func (s *Server) ticks(d time.Duration) int64 {
+	return int64((d + s.tick - 1) / s.tick)
+}
+
+// runTicker advances every busy loop's wheel from one goroutine per server:
+// gnet's own OnTick runs outside the loops, so the wheel is driven through
+// EventLoop.Execute and stays loop-owned.
+func (s *Server) runTicker() {
+	t := time.NewTicker(s.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopTick:
+			return
+		case now := <-t.C:
+			tick := int64(now.Sub(s.base) / s.tick)
+			for _, l := range s.loopList() {
+				if l.stats.open.Load() > 0 {
+					l.tickNow.Store(tick)
+					l.el.Execute(context.Background(), (*tickRunner)(l))
+				}
+			}
+		}
+	}
+}
+
+// armKeepalive arms the wheel for the next idle deadline or ping.
+func (c *Conn) armKeepalive() {
+	l := c.loop
+	cfg := &l.srv.cfg
+	var next int64
+	if cfg.IdleTimeout > 0 {
+		next = c.lastRead + l.srv.ticks(cfg.IdleTimeout)
+	}
+	if cfg.PingInterval > 0 {
+		p := max(c.lastRead, c.lastPing) + l.srv.ticks(cfg.PingInterval)
+		if next == 0 || p < next {
+			next = p
+		}
+	}
+	if next != 0 {
+		l.wheel.schedule(c, next)
+	} else {
+		l.wheel.remove(c)
+	}
+}
+
+// onTimer runs when the connection's tick comes. Loop only.
+func (c *Conn) onTimer() {
+	l := c.loop
+	cfg := &l.srv.cfg
+	now := l.wheel.now
+	switch c.state {
+	case stateHandshake:
+		c.abort(ErrHandshakeTimeout)
+	case stateClosing:
+		c.abort(ErrCloseTimeout)
+	case stateOpen:
+		if cfg.IdleTimeout > 0 && now-c.lastRead >= l.srv.ticks(cfg.IdleTimeout) {
+			c.sendClose(codec.StatusGoingAway, "idle timeout")
+			c.abort(ErrIdleTimeout)
+			return
+		}
+		if cfg.PingInterval > 0 && now-max(c.lastRead, c.lastPing) >= l.srv.ticks(cfg.PingInterval) {
+			c.lastPing = now
+			if c.writeLoop(codec.OpPing, true, nil, true) != nil {
+				return
+			}
+		}
+		c.armKeepalive()
+	}
+}
+
+// events adapts Server to gnet.EventHandler without exporting the methods.
+type events struct {
+	gnet.BuiltinEventEngine
+	s *Server
+}
+
+func (e *events) OnBoot(eng gnet.Engine) gnet.Action {
+	s := e.s
+	s.eng = eng
+	if fd, err := eng.Dup(); err == nil {
+		if sa, err := unix.Getsockname(fd); err == nil {
+			s.addr = sockaddrToAddr(sa)
+		}
+		unix.Close(fd)
+	}
+	go s.runTicker()
+	close(s.booted)
+	return gnet.None
+}
+
+func sockaddrToAddr(sa unix.Sockaddr) net.Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: sa.Name, Net: "unix"}
+	}
+	return nil
+}
+
+func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	s := e.s
+	l := s.loopFor(gc.EventLoop())
+	l.enter()
+	if s.stopping.Load() {
+		return nil, gnet.Close
+	}
+	c := &Conn{gc: gc, loop: l, raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
+	gc.SetContext(c)
+	if l.conns == nil {
+		// runTicker skips loops with no connection, so an empty loop's
+		// wheel stands still: catch it up before arming (it holds nothing).
+		l.wheel.now = max(l.wheel.now, int64(time.Since(s.base)/s.tick))
+	}
+	l.link(c)
+	l.stats.open.Add(1)
+	l.wheel.schedule(c, l.wheel.now+s.ticks(s.cfg.HandshakeTimeout))
+	return nil, gnet.None
+}
+
+func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, _ := gc.Context().(*Conn)
+	if c == nil {
+		return gnet.Close
+	}
+	l := c.loop
+	l.enter()
+	c.lastRead = l.wheel.now
+	c.inTraffic = true
+	var act gnet.Action
+	switch c.state {
+	case stateHandshake:
+		act = c.readHandshake()
+	case stateOpen, stateClosing:
+		act = c.readFrames()
+	}
+	c.inTraffic = false
+	if c.state == stateClosed {
+		// gnet closed the socket under us (a failed write); OnClose was
+		// held back until the callback returned.
+		c.notifyClose(c.closeErr)
+		return gnet.None
+	}
+	if c.wantClose {
+		return gnet.Close
+	}
+	return act
+}
+
+func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
+	c, _ := gc.Context().(*Conn)
+	if c == nil {
+		return gnet.None
+	}
+	l := c.loop
+	l.enter()
+	prev := c.state
+	c.state = stateClosed
+	c.closed.Store(true)
+	l.wheel.remove(c)
+	l.unlink(c)
+	l.stats.open.Add(-1)
+	c.releaseMsg()
+	c.releaseHandshake()
+	c.wmu.Lock()
+	if c.wq != nil {
+		pool.Put(c.wq)
+		c.wq = nil
+	}
+	c.qclose = nil
+	c.wmu.Unlock()
+	if prev == stateHandshake {
+		return gnet.None
+	}
+	cause := c.closeErr
+	switch {
+	case cause != nil:
+	case err != nil:
+		cause = err
+	default:
+		cause = ErrServerClosed
+	}
+	c.closeErr = cause
+	code := codec.CloseStatus(cause)
+	switch {
+	case code != 0:
+	case c.sentCode != 0:
+		code = c.sentCode // an engine decision (idle, panic, slow reader …): the code we sent
+	case errors.Is(cause, ErrServerClosed):
+		code = codec.StatusGoingAway
+	default:
+		code = codec.StatusAbnormalClosure
+	}
+	l.stats.countClose(code)
+	if !c.inTraffic {
+		c.notifyClose(cause)
+	}
+	return gnet.None
+}

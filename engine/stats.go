@@ -1,0 +1,77 @@
+package engine
+
+import (
+	"sync/atomic"
+
+	"github.com/galews/gale/codec"
+)
+
+// Stats is a snapshot of a server's counters.
+type Stats struct {
+	Open     int64 // connections open now (upgrading or upgraded)
+	Upgrades uint64
+	Rejected uint64 // upgrade requests refused (any 4xx/5xx, fallback answers included)
+
+	MessagesIn, MessagesOut uint64
+	BytesIn, BytesOut       uint64 // payload bytes
+
+	// Closes counts upgraded connections by how they ended: the close code
+	// received or sent (codec.StatusCode), or 1006 when the transport
+	// dropped without a close handshake.
+	Closes map[codec.StatusCode]uint64
+}
+
+// closeCodes are the codes counted individually; others count as 0.
+var closeCodes = [...]codec.StatusCode{1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
+
+// loopStats are one loop's counters. Atomic so Stats can read them from any
+// goroutine; each loop has its own, so the adds never contend across cores.
+type loopStats struct {
+	open                               atomic.Int64
+	upgrades, rejected                 atomic.Uint64
+	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
+	closes                             [len(closeCodes) + 1]atomic.Uint64
+}
+
+func (s *loopStats) countOut(op codec.Opcode, fin bool, n int) {
+	if op.IsData() {
+		if fin {
+			s.msgsOut.Add(1)
+		}
+		s.bytesOut.Add(uint64(n))
+	}
+}
+
+func (s *loopStats) countClose(code codec.StatusCode) {
+	for i, c := range closeCodes {
+		if c == code {
+			s.closes[i].Add(1)
+			return
+		}
+	}
+	s.closes[len(closeCodes)].Add(1)
+}
+
+// Stats returns the server's counters summed over its loops.
+func (s *Server) Stats() Stats {
+	st := Stats{Closes: map[codec.StatusCode]uint64{}}
+	for _, l := range s.loopList() {
+		st.Open += l.stats.open.Load()
+		st.Upgrades += l.stats.upgrades.Load()
+		st.Rejected += l.stats.rejected.Load()
+		st.MessagesIn += l.stats.msgsIn.Load()
+		st.MessagesOut += l.stats.msgsOut.Load()
+		st.BytesIn += l.stats.bytesIn.Load()
+		st.BytesOut += l.stats.bytesOut.Load()
+		for i := range l.stats.closes {
+			if n := l.stats.closes[i].Load(); n > 0 {
+				code := codec.StatusCode(0)
+				if i < len(closeCodes) {
+					code = closeCodes[i]
+				}
+				st.Closes[code] += n
+			}
+		}
+	}
+	return st
+}

@@ -1,0 +1,77 @@
+package engine
+
+// wheelSlots is the number of slots in a loop's timing wheel. Deadlines
+// further out than one revolution stay in their slot and are skipped until
+// their round comes.
+const wheelSlots = 256
+
+// timerLink is the intrusive part of a connection that the wheel strings
+// into its slot lists, so arming a timer allocates nothing and an idle
+// connection has no timer object of its own.
+type timerLink struct {
+	next, prev *Conn
+	at         int64 // tick at which the connection wants attention; 0: not armed
+}
+
+// wheel is a hashed timing wheel owned by one event loop and advanced only
+// from inside it, so it needs no locks.
+type wheel struct {
+	slots [wheelSlots]*Conn
+	now   int64 // last tick processed
+}
+
+// schedule arms c for tick at (clamped to the next tick), replacing any
+// earlier arming.
+func (w *wheel) schedule(c *Conn, at int64) {
+	if at <= w.now {
+		at = w.now + 1
+	}
+	if c.timer.at != 0 {
+		w.remove(c)
+	}
+	c.timer.at = at
+	head := &w.slots[at%wheelSlots]
+	c.timer.next = *head
+	c.timer.prev = nil
+	if *head != nil {
+		(*head).timer.prev = c
+	}
+	*head = c
+}
+
+// remove disarms c; a no-op when it is not armed.
+func (w *wheel) remove(c *Conn) {
+	if c.timer.at == 0 {
+		return
+	}
+	if c.timer.prev != nil {
+		c.timer.prev.timer.next = c.timer.next
+	} else {
+		w.slots[c.timer.at%wheelSlots] = c.timer.next
+	}
+	if c.timer.next != nil {
+		c.timer.next.timer.prev = c.timer.prev
+	}
+	c.timer = timerLink{}
+}
+
+// advance processes every tick up to now, calling fire for each connection
+// whose tick has come (disarmed first, so fire may re-arm it).
+func (w *wheel) advance(now int64, fire func(*Conn)) {
+	// After a long stall, one revolution visits every slot once.
+	if now-w.now > wheelSlots {
+		w.now = now - wheelSlots
+	}
+	for w.now < now {
+		w.now++
+		c := w.slots[w.now%wheelSlots]
+		for c != nil {
+			next := c.timer.next
+			if c.timer.at <= w.now {
+				w.remove(c)
+				fire(c)
+			}
+			c = next
+		}
+	}
+}

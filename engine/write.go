@@ -1,0 +1,253 @@
+package engine
+
+import (
+	"github.com/galews/gale/codec"
+	"github.com/galews/gale/pool"
+)
+
+// WriteMessage sends p as one message; op is codec.OpText or codec.OpBinary.
+// Inside the connection's callbacks the frame goes straight to the socket
+// and p is not copied (the kernel, or gnet's outbound buffer, takes it before
+// WriteMessage returns); from other goroutines it is copied into the
+// connection's queue and written by the loop, in order. p may be reused as
+// soon as WriteMessage returns.
+func (c *Conn) WriteMessage(op codec.Opcode, p []byte) error {
+	if op != codec.OpText && op != codec.OpBinary {
+		return ErrInvalidOpcode
+	}
+	return c.write(op, true, p)
+}
+
+// WriteText sends p as a text message. p must be valid UTF-8.
+func (c *Conn) WriteText(p []byte) error { return c.write(codec.OpText, true, p) }
+
+// WriteBinary sends p as a binary message.
+func (c *Conn) WriteBinary(p []byte) error { return c.write(codec.OpBinary, true, p) }
+
+// WriteFrame sends one frame of a fragmented message: the first with
+// codec.OpText or codec.OpBinary, the rest with codec.OpContinuation, the
+// last with fin set. The frames of one message must come from one goroutine
+// and no other message may be sent between them (RFC 6455 §5.4); control
+// frames may.
+func (c *Conn) WriteFrame(op codec.Opcode, p []byte, fin bool) error {
+	if !op.IsData() || op.IsReserved() {
+		return ErrInvalidOpcode
+	}
+	return c.write(op, fin, p)
+}
+
+// Ping sends a ping with payload p (at most 125 bytes).
+func (c *Conn) Ping(p []byte) error {
+	if len(p) > codec.MaxControlPayload {
+		return ErrControlTooLong
+	}
+	return c.write(codec.OpPing, true, p)
+}
+
+// Pong sends an unsolicited pong (RFC 6455 §5.5.3: a heartbeat).
+func (c *Conn) Pong(p []byte) error {
+	if len(p) > codec.MaxControlPayload {
+		return ErrControlTooLong
+	}
+	return c.write(codec.OpPong, true, p)
+}
+
+// Close starts the closing handshake: it sends a Close frame with code and
+// reason (cut to 123 bytes) and drops the connection when the peer answers
+// or after Config.CloseTimeout. OnClose reports the peer's answer. Writes
+// after Close fail with ErrClosed.
+func (c *Conn) Close(code codec.StatusCode, reason string) error {
+	if code != codec.StatusNoStatusReceived && !code.IsValid() {
+		return codec.ErrCloseCode
+	}
+	if c.loop.onLoop() {
+		if c.state != stateOpen || c.closed.Load() {
+			return ErrClosed
+		}
+		c.sendClose(code, reason)
+		c.closed.Store(true)
+		return nil
+	}
+	c.wmu.Lock()
+	if c.closed.Load() {
+		c.wmu.Unlock()
+		return ErrClosed
+	}
+	c.closed.Store(true)
+	c.qclose = &closeRequest{code: code, reason: reason}
+	c.enqueueLocked()
+	return nil
+}
+
+// Buffered returns the bytes accepted for this connection and not yet taken
+// by the kernel: gnet's outbound buffer plus writes queued by other
+// goroutines.
+func (c *Conn) Buffered() int {
+	c.wmu.Lock()
+	n := 0
+	if c.wq != nil {
+		n = len(*c.wq)
+	}
+	c.wmu.Unlock()
+	if c.loop.onLoop() && c.state != stateClosed {
+		return n + c.gc.OutboundBuffered()
+	}
+	return n + int(c.outbound.Load())
+}
+
+func (c *Conn) write(op codec.Opcode, fin bool, p []byte) error {
+	if c.loop.onLoop() {
+		if c.closed.Load() || c.state != stateOpen {
+			return ErrClosed
+		}
+		return c.writeLoop(op, fin, p, false)
+	}
+	return c.writeQueued(op, fin, p)
+}
+
+// writeLoop writes one frame straight to gnet. Loop only. control says the
+// frame is Gale's own (pong, close) and bypasses the outbound policy.
+func (c *Conn) writeLoop(op codec.Opcode, fin bool, p []byte, control bool) error {
+	srv := c.loop.srv
+	l := c.loop
+	hdr := codec.AppendFrameHeader(l.hdr[:0], codec.Header{Fin: fin, Opcode: op, Length: int64(len(p))})
+	if !control && srv.cfg.OutboundPolicy == OutboundReject &&
+		c.gc.OutboundBuffered()+len(hdr)+len(p) > srv.cfg.MaxOutbound {
+		return ErrOutboundFull
+	}
+	var err error
+	if len(p) == 0 {
+		_, err = c.gc.Write(hdr)
+	} else {
+		l.iov = append(l.iov[:0], hdr, p)
+		_, err = c.gc.Writev(l.iov)
+		l.iov[0], l.iov[1] = nil, nil
+	}
+	if err != nil {
+		return err // gnet has closed the connection; OnClose follows
+	}
+	l.stats.countOut(op, fin, len(p))
+	return c.afterWrite()
+}
+
+// afterWrite applies the outbound cap once gnet has taken a write.
+func (c *Conn) afterWrite() error {
+	if c.state == stateClosed {
+		return ErrClosed
+	}
+	buffered := c.gc.OutboundBuffered()
+	c.outbound.Store(int64(buffered))
+	if buffered > c.loop.srv.cfg.MaxOutbound && c.loop.srv.cfg.OutboundPolicy == OutboundClose {
+		c.abort(ErrSlowReader)
+		return ErrSlowReader
+	}
+	return nil
+}
+
+// sendClose writes a Close frame and moves to stateClosing with the close
+// timer armed. Loop only.
+func (c *Conn) sendClose(code codec.StatusCode, reason string) {
+	if c.state != stateOpen {
+		return
+	}
+	var buf [codec.MaxControlPayload]byte
+	payload := codec.AppendClosePayload(buf[:0], code, reason)
+	c.writeLoop(codec.OpClose, true, payload, true)
+	c.sentCode = code
+	if c.state == stateClosed {
+		return
+	}
+	c.state = stateClosing
+	l := c.loop
+	l.wheel.schedule(c, l.wheel.now+l.srv.ticks(l.srv.cfg.CloseTimeout))
+}
+
+// writeQueued appends the frame to the connection's queue for the loop.
+func (c *Conn) writeQueued(op codec.Opcode, fin bool, p []byte) error {
+	cfg := &c.loop.srv.cfg
+	h := codec.Header{Fin: fin, Opcode: op, Length: int64(len(p))}
+	need := h.Len() + len(p)
+	c.wmu.Lock()
+	if c.closed.Load() {
+		c.wmu.Unlock()
+		return ErrClosed
+	}
+	if int(c.outbound.Load())+c.queuedLenLocked()+need > cfg.MaxOutbound {
+		if cfg.OutboundPolicy == OutboundReject {
+			c.wmu.Unlock()
+			return ErrOutboundFull
+		}
+		c.closed.Store(true)
+		c.qabort = ErrSlowReader
+		c.enqueueLocked()
+		return ErrSlowReader
+	}
+	var n int
+	c.wq, n = growQueued(c.wq, need)
+	*c.wq = codec.AppendFrame((*c.wq)[:n], h, p)
+	c.enqueueLocked()
+	c.loop.stats.countOut(op, fin, len(p))
+	return nil
+}
+
+func (c *Conn) queuedLenLocked() int {
+	if c.wq == nil {
+		return 0
+	}
+	return len(*c.wq)
+}
+
+// enqueueLocked schedules a drain if none is pending and unlocks c.wmu.
+func (c *Conn) enqueueLocked() {
+	first := !c.queued
+	c.queued = true
+	c.wmu.Unlock()
+	if first {
+		c.loop.wake(c)
+	}
+}
+
+// flushQueue writes what other goroutines queued, then carries out a
+// queued close or abort. Loop only.
+func (c *Conn) flushQueue() {
+	c.wmu.Lock()
+	b, cl, abort := c.wq, c.qclose, c.qabort
+	c.wq, c.qclose, c.qabort, c.queued = nil, nil, nil, false
+	c.wmu.Unlock()
+	if b != nil {
+		if c.state == stateOpen {
+			if _, err := c.gc.Write(*b); err == nil {
+				c.afterWrite()
+			}
+		}
+		pool.Put(b)
+	}
+	switch {
+	case c.state == stateClosed:
+	case abort != nil:
+		c.abort(abort)
+	case cl != nil:
+		if cl.err != nil {
+			c.setCloseErr(cl.err)
+		}
+		c.sendClose(cl.code, cl.reason)
+	}
+}
+
+// growQueued makes room for need more bytes in the queue buffer q (nil for
+// none yet) and returns it with the length to append at.
+func growQueued(q *[]byte, need int) (*[]byte, int) {
+	if q == nil {
+		q = pool.Get(need)
+		*q = (*q)[:0]
+	}
+	n := len(*q)
+	return pool.Grow(q, n+need), n
+}
+
+// appendQueued appends raw bytes to the queue buffer q.
+func appendQueued(q *[]byte, p []byte) *[]byte {
+	q, n := growQueued(q, len(p))
+	copy((*q)[n:], p)
+	return q
+}
