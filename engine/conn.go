@@ -28,6 +28,7 @@ type Conn struct {
 	loop  *loop
 	state connState
 
+	client    bool // the client role: our frames are masked, the peer's must not be
 	inTraffic bool // inside OnTraffic for this connection
 	wantClose bool // close the socket when OnTraffic returns
 	notified  bool // Handler.OnClose has been called
@@ -99,6 +100,9 @@ func (c *Conn) SetContext(v any) { c.ctx = v }
 // checkState is the codec's view of where the read side stands.
 func (c *Conn) checkState() codec.State {
 	s := codec.StateServer
+	if c.client {
+		s = codec.StateClient
+	}
 	if c.msgOp != 0 {
 		s |= codec.StateFragmented
 	}
@@ -160,7 +164,9 @@ func (c *Conn) readFrames() gnet.Action {
 			var p []byte
 			if n > 0 {
 				p = c.peek(n)
-				codec.Mask(p, c.h.Mask, 0)
+				if c.h.Masked {
+					codec.Mask(p, c.h.Mask, 0)
+				}
 			}
 			c.inFrame = false
 			c.control(p)
@@ -178,7 +184,9 @@ func (c *Conn) readFrames() gnet.Action {
 			var p []byte
 			if n > 0 {
 				p = c.peek(n)
-				codec.Mask(p, c.h.Mask, 0)
+				if c.h.Masked {
+					codec.Mask(p, c.h.Mask, 0)
+				}
 			}
 			c.inFrame = false
 			if text {
@@ -213,7 +221,9 @@ func (c *Conn) readFrames() gnet.Action {
 		}
 		if k > 0 {
 			p := c.peek(int(k))
-			c.maskPos = uint8(codec.Mask(p, c.h.Mask, int(c.maskPos)))
+			if c.h.Masked {
+				c.maskPos = uint8(codec.Mask(p, c.h.Mask, int(c.maskPos)))
+			}
 			if text && !c.utf8.Write(p) {
 				return c.fail(codec.ErrInvalidUTF8)
 			}

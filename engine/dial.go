@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -60,7 +57,6 @@ type ClientConn struct {
 
 	wmu       sync.Mutex
 	wbuf      []byte
-	rng       *mrand.ChaCha8 // mask keys: a CSPRNG seeded from crypto/rand, no allocation per frame
 	closeSent bool
 }
 
@@ -193,12 +189,9 @@ func handshakeClient(ctx context.Context, conn net.Conn, u *url.URL, opts *DialO
 }
 
 func newClientConn(conn net.Conn, early []byte, opts *DialOptions) *ClientConn {
-	var seed [32]byte
-	rand.Read(seed[:])
 	c := &ClientConn{
 		conn:   conn,
 		maxMsg: cmp.Or(opts.MaxMessageSize, DefaultMaxMessageSize),
-		rng:    mrand.NewChaCha8(seed),
 	}
 	var r io.Reader = conn
 	if len(early) > 0 {
@@ -288,9 +281,7 @@ func (c *ClientConn) writeFrame(op codec.Opcode, fin bool, p []byte) error {
 	if c.closeSent {
 		return ErrClosed
 	}
-	var key [4]byte
-	binary.LittleEndian.PutUint32(key[:], uint32(c.rng.Uint64()))
-	c.wbuf = codec.AppendFrame(c.wbuf[:0], codec.Header{Fin: fin, Opcode: op, Masked: true, Mask: key}, p)
+	c.wbuf = codec.AppendFrame(c.wbuf[:0], codec.Header{Fin: fin, Opcode: op, Masked: true, Mask: newMaskKey()}, p)
 	if op == codec.OpClose {
 		c.closeSent = true
 	}

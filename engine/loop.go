@@ -22,9 +22,10 @@ type loop struct {
 	conns *Conn // open and handshaking connections, for broadcast and shutdown
 
 	// Scratch space for building frames written straight from the loop.
-	hdr [2 * 14]byte
-	iov [][]byte
-	out []byte // handshake responses
+	hdr  [2 * 14]byte
+	iov  [][]byte
+	out  []byte // handshake requests and responses
+	mbuf []byte // masked copies of client frames
 
 	// spare is the last reassembly buffer released, kept for the next
 	// message: a message that grows through several size classes would

@@ -39,6 +39,7 @@ type Server struct {
 	stopTick chan struct{}
 	base     time.Time // tick 0 of every loop's wheel
 	workers  *workerPool
+	halt     func() // stops gnet: the server engine or the client
 }
 
 // NewServer returns a server that calls h, configured by cfg (whose zero
@@ -58,6 +59,7 @@ func NewServer(h Handler, cfg Config) (*Server, error) {
 		booted:   make(chan struct{}),
 		done:     make(chan struct{}),
 		stopTick: make(chan struct{}),
+		base:     time.Now(),
 	}
 	s.pings, _ = h.(PingHandler)
 	s.pongs, _ = h.(PongHandler)
@@ -96,7 +98,12 @@ func (s *Server) Start(addr string) error {
 	if s.cfg.Workers > 0 {
 		s.workers = newWorkerPool(s, s.cfg.Workers)
 	}
-	s.base = time.Now()
+	s.halt = func() {
+		// gnet's Stop polls every 500 ms; Run returns as soon as the loops
+		// are down, so wait for that instead.
+		go s.eng.Stop(context.Background())
+		<-s.done
+	}
 	go func() {
 		err := gnet.Run(&events{s: s}, addr, opts...)
 		if err != nil && !errors.Is(err, context.Canceled) {
@@ -129,12 +136,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	if !s.stopping.CompareAndSwap(false, true) {
-		<-s.done
+		<-s.stopTick
 		return nil
 	}
 	select {
 	case <-s.booted:
 	case <-s.done:
+		close(s.stopTick)
 		return nil
 	}
 	for _, l := range s.loopList() {
@@ -150,10 +158,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	poll.Stop()
-	// gnet's Stop polls every 500 ms; Run returns as soon as the loops are
-	// down, so wait for that instead.
-	go s.eng.Stop(context.Background())
-	<-s.done
+	s.halt()
 	close(s.stopTick)
 	if s.workers != nil {
 		s.workers.stop()
@@ -307,6 +312,9 @@ func sockaddrToAddr(sa unix.Sockaddr) net.Addr {
 
 func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := e.s
+	if d, ok := gc.Context().(*dialing); ok {
+		return s.openClient(gc, d)
+	}
 	l := s.loopFor(gc.EventLoop())
 	l.enter()
 	if s.stopping.Load() {
@@ -314,6 +322,13 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	c := &Conn{gc: gc, loop: l, raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
 	gc.SetContext(c)
+	s.register(l, c)
+	return nil, gnet.None
+}
+
+// register links a new connection into its loop and arms its handshake
+// deadline. Loop only.
+func (s *Server) register(l *loop, c *Conn) {
 	if l.conns == nil {
 		// runTicker skips loops with no connection, so an empty loop's
 		// wheel stands still: catch it up before arming (it holds nothing).
@@ -322,7 +337,6 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	l.link(c)
 	l.stats.open.Add(1)
 	l.wheel.schedule(c, l.wheel.now+s.ticks(s.cfg.HandshakeTimeout))
-	return nil, gnet.None
 }
 
 func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
@@ -337,7 +351,11 @@ func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
 	var act gnet.Action
 	switch c.state {
 	case stateHandshake:
-		act = c.readHandshake()
+		if c.client {
+			act = c.readResponse()
+		} else {
+			act = c.readHandshake()
+		}
 	case stateOpen, stateClosing:
 		act = c.readFrames()
 	}
@@ -368,6 +386,9 @@ func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 	l.unlink(c)
 	l.stats.open.Add(-1)
 	c.releaseMsg()
+	if prev == stateHandshake && c.client {
+		c.dialFailed(err)
+	}
 	c.releaseHandshake()
 	c.wmu.Lock()
 	if c.wq != nil {

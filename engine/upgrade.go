@@ -46,6 +46,10 @@ func (r *Reject) Error() string {
 type handshake struct {
 	req codec.Request
 	ur  UpgradeRequest
+
+	// The client role.
+	resp codec.Response
+	dial *dialing
 }
 
 var handshakes = sync.Pool{New: func() any { return new(handshake) }}
@@ -54,6 +58,8 @@ func (c *Conn) releaseHandshake() {
 	if c.hs != nil {
 		c.hs.req.Reset()
 		c.hs.ur = UpgradeRequest{}
+		c.hs.resp.Reset()
+		c.hs.dial = nil
 		handshakes.Put(c.hs)
 		c.hs = nil
 	}

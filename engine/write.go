@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"encoding/binary"
+	mrand "math/rand/v2"
+
 	"github.com/galews/gale/codec"
 	"github.com/galews/gale/pool"
 )
@@ -110,13 +113,24 @@ func (c *Conn) write(op codec.Opcode, fin bool, p []byte) error {
 func (c *Conn) writeLoop(op codec.Opcode, fin bool, p []byte, control bool) error {
 	srv := c.loop.srv
 	l := c.loop
-	hdr := codec.AppendFrameHeader(l.hdr[:0], codec.Header{Fin: fin, Opcode: op, Length: int64(len(p))})
+	h := codec.Header{Fin: fin, Opcode: op, Length: int64(len(p))}
+	if c.client {
+		h.Masked, h.Mask = true, newMaskKey()
+	}
+	hdr := codec.AppendFrameHeader(l.hdr[:0], h)
 	if !control && srv.cfg.OutboundPolicy == OutboundReject &&
 		c.gc.OutboundBuffered()+len(hdr)+len(p) > srv.cfg.MaxOutbound {
 		return ErrOutboundFull
 	}
 	var err error
-	if len(p) == 0 {
+	if c.client && len(p) > 0 {
+		// The caller's payload must not change, so it is masked in a copy.
+		l.mbuf = codec.AppendFrame(l.mbuf[:0], h, p)
+		_, err = c.gc.Write(l.mbuf)
+		if cap(l.mbuf) > maxSpare {
+			l.mbuf = nil
+		}
+	} else if len(p) == 0 {
 		_, err = c.gc.Write(hdr)
 	} else {
 		l.iov = append(l.iov[:0], hdr, p)
@@ -166,6 +180,9 @@ func (c *Conn) sendClose(code codec.StatusCode, reason string) {
 func (c *Conn) writeQueued(op codec.Opcode, fin bool, p []byte) error {
 	cfg := &c.loop.srv.cfg
 	h := codec.Header{Fin: fin, Opcode: op, Length: int64(len(p))}
+	if c.client {
+		h.Masked, h.Mask = true, newMaskKey()
+	}
 	need := h.Len() + len(p)
 	c.wmu.Lock()
 	if c.closed.Load() {
@@ -250,4 +267,12 @@ func appendQueued(q *[]byte, p []byte) *[]byte {
 	q, n := growQueued(q, len(p))
 	copy((*q)[n:], p)
 	return q
+}
+
+// newMaskKey returns a fresh masking key from the runtime's per-thread
+// ChaCha8 generator (seeded from the OS): unpredictable, as RFC 6455 §5.3
+// asks, goroutine-safe, and without allocation.
+func newMaskKey() (key [4]byte) {
+	binary.LittleEndian.PutUint32(key[:], mrand.Uint32())
+	return key
 }

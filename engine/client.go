@@ -1,0 +1,201 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/galews/gale/codec"
+)
+
+// Client is the event-loop client: many WebSocket connections on a few gnet
+// loops, with the same Handler callbacks and Conn write API as the server
+// (Gale's load generator runs on it). Frames it sends are masked with a
+// fresh key each. For a single connection in an ordinary program, Dial (a
+// blocking client over net.Conn) is simpler.
+type Client struct {
+	s    *Server // the shared machinery: config, handler, loops, wheel, workers
+	gcli *gnet.Client
+}
+
+// ErrClientTLS: gnet has no TLS, so the event-loop client dials ws:// only;
+// use Dial for wss://.
+var ErrClientTLS = errors.New("gale: the event-loop client does not do TLS (wss://); use Dial")
+
+// NewClient starts an event-loop client that calls h. cfg is the server's
+// Config; the fields about upgrades from others (origins, fallback, hook,
+// subprotocol choice) do not apply.
+func NewClient(h Handler, cfg Config) (*Client, error) {
+	s, err := NewServer(h, cfg)
+	if err != nil {
+		return nil, err
+	}
+	gcli, err := gnet.NewClient(&events{s: s},
+		gnet.WithMulticore(s.cfg.Loops > 1),
+		gnet.WithNumEventLoop(s.cfg.Loops),
+		gnet.WithReadBufferCap(s.cfg.ReadBufferCap),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLogger(gnetLogger{s.cfg.Logger}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("gale: client: %w", err)
+	}
+	if s.cfg.Workers > 0 {
+		s.workers = newWorkerPool(s, s.cfg.Workers)
+	}
+	s.started.Store(true)
+	s.halt = func() { gcli.Stop() }
+	if err := gcli.Start(); err != nil {
+		return nil, fmt.Errorf("gale: client: %w", err)
+	}
+	return &Client{s: s, gcli: gcli}, nil
+}
+
+// dialing is a dial in progress: the request sent and where to report.
+type dialing struct {
+	req  codec.ClientRequest
+	key  [codec.KeyLen]byte
+	done chan dialResult // buffered: the loop never blocks on it
+}
+
+type dialResult struct {
+	conn *Conn
+	err  error
+}
+
+// Dial connects to rawURL (ws://) and returns once the connection is
+// upgraded and OnOpen has run, or the upgrade failed (the error says why:
+// a *codec.HandshakeError sentinel in its chain), or ctx is done. opts may
+// be nil; its NetDial can bind a local address (many source addresses let a
+// load generator open more connections than one has ports).
+func (cl *Client) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, error) {
+	if opts == nil {
+		opts = &DialOptions{}
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("gale: dial: %w", err)
+	}
+	switch {
+	case u.Scheme == "wss":
+		return nil, ErrClientTLS
+	case u.Scheme != "ws" || u.Hostname() == "":
+		return nil, fmt.Errorf("%w: %q", ErrBadURL, rawURL)
+	}
+	hostPort := u.Host
+	if u.Port() == "" {
+		hostPort = net.JoinHostPort(u.Hostname(), "80")
+	}
+	dial := opts.NetDial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	nc, err := dial(ctx, "tcp", hostPort)
+	if err != nil {
+		return nil, fmt.Errorf("gale: dial %s: %w", hostPort, err)
+	}
+	uri := u.EscapedPath()
+	if u.RawQuery != "" {
+		uri += "?" + u.RawQuery
+	}
+	d := &dialing{
+		req: codec.ClientRequest{
+			Host:      u.Host,
+			URI:       uri,
+			Origin:    opts.Origin,
+			Protocols: opts.Subprotocols,
+			Header:    opts.Header,
+		},
+		key:  codec.NewKey(),
+		done: make(chan dialResult, 1),
+	}
+	gc, err := cl.gcli.EnrollContext(nc, d) // closes nc: gnet works on a dup
+	if err != nil {
+		return nil, fmt.Errorf("gale: dial %s: %w", hostPort, err)
+	}
+	select {
+	case r := <-d.done:
+		return r.conn, r.err
+	case <-ctx.Done():
+		gc.Close()
+		return nil, fmt.Errorf("gale: dial %s: %w", hostPort, ctx.Err())
+	}
+}
+
+// Stats returns the client's counters.
+func (cl *Client) Stats() Stats { return cl.s.Stats() }
+
+// Close closes every connection with 1001 (waiting for the answers until ctx
+// is done) and stops the loops.
+func (cl *Client) Close(ctx context.Context) error { return cl.s.Shutdown(ctx) }
+
+// openClient sets up a dialled connection and returns the upgrade request
+// for gnet to write. Loop only.
+func (s *Server) openClient(gc gnet.Conn, d *dialing) ([]byte, gnet.Action) {
+	l := s.loopFor(gc.EventLoop())
+	l.enter()
+	if s.stopping.Load() {
+		d.done <- dialResult{err: ErrServerClosed}
+		return nil, gnet.Close
+	}
+	c := &Conn{gc: gc, loop: l, client: true, raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
+	c.hs.dial = d
+	gc.SetContext(c)
+	s.register(l, c)
+	return codec.AppendClientRequest(nil, &d.req, d.key[:]), gnet.None
+}
+
+// readResponse parses the server's answer to the upgrade request as it
+// arrives and validates it. Loop only.
+func (c *Conn) readResponse() gnet.Action {
+	srv := c.loop.srv
+	p := c.peek(min(c.gc.InboundBuffered(), srv.cfg.MaxHeaderBytes+1))
+	resp := &c.hs.resp
+	n, err := resp.Parse(p, srv.cfg.MaxHeaderBytes)
+	if err == codec.ErrNeedMore {
+		return gnet.None
+	}
+	d := c.hs.dial
+	if err == nil {
+		err = resp.Validate(d.key[:], &d.req)
+	}
+	if err != nil {
+		c.setCloseErr(fmt.Errorf("gale: handshake: %w", err))
+		return gnet.Close // OnClose reports the error to Dial
+	}
+	c.subprotocol = string(resp.Protocol)
+	c.gc.Discard(n)
+	c.releaseHandshake()
+
+	l := c.loop
+	c.state = stateOpen
+	l.stats.upgrades.Add(1)
+	c.lastRead, c.lastPing = l.wheel.now, l.wheel.now
+	c.armKeepalive()
+	c.dispatchOpen()
+	d.done <- dialResult{conn: c}
+	if c.state == stateClosed || c.wantClose {
+		return gnet.Close
+	}
+	return c.readFrames()
+}
+
+// dialFailed reports a connection that closed before its upgrade completed.
+func (c *Conn) dialFailed(err error) {
+	if c.hs == nil || c.hs.dial == nil {
+		return
+	}
+	if c.closeErr != nil {
+		err = c.closeErr
+	} else if err == nil {
+		err = ErrServerClosed
+	} else {
+		err = fmt.Errorf("gale: handshake: connection closed: %w", err)
+	}
+	c.hs.dial.done <- dialResult{err: err}
+	c.hs.dial = nil
+}

@@ -1,0 +1,308 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/galews/gale/codec"
+)
+
+// clientRecorder collects what the event-loop client's connections receive.
+type clientRecorder struct {
+	BaseHandler
+	msgs   chan clientMsg
+	closes chan error
+	pings  atomic.Int64
+}
+
+type clientMsg struct {
+	c       *Conn
+	op      codec.Opcode
+	payload []byte
+}
+
+func newClientRecorder() *clientRecorder {
+	return &clientRecorder{msgs: make(chan clientMsg, 4096), closes: make(chan error, 4096)}
+}
+
+func (r *clientRecorder) OnMessage(c *Conn, op codec.Opcode, p []byte) {
+	r.msgs <- clientMsg{c: c, op: op, payload: bytes.Clone(p)}
+}
+
+func (r *clientRecorder) OnClose(_ *Conn, err error) { r.closes <- err }
+
+func (r *clientRecorder) OnPong(*Conn, []byte) { r.pings.Add(1) }
+
+func (r *clientRecorder) next(t *testing.T) clientMsg {
+	t.Helper()
+	select {
+	case m := <-r.msgs:
+		return m
+	case <-time.After(testTimeout):
+		t.Fatal("no message within the timeout")
+		return clientMsg{}
+	}
+}
+
+func newTestClient(t *testing.T, h Handler, cfg Config) *Client {
+	t.Helper()
+	cl, err := NewClient(h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		cl.Close(ctx)
+	})
+	return cl
+}
+
+// nodeEchoServer starts testdata/echo_server.js and returns its URL.
+func nodeEchoServer(t *testing.T) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join("testdata", "node_modules", "ws"))
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("node ws is missing (run npm ci in engine/testdata): %v", err)
+		}
+		t.Skipf("node ws not installed: %v", err)
+	}
+	cmd := exec.Command(node, "echo_server.js")
+	cmd.Dir = "testdata"
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	port, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("node server: %v", err)
+	}
+	return "ws://127.0.0.1:" + strings.TrimSpace(port) + "/"
+}
+
+// TestEventLoopClientInterop drives the event-loop client against
+// third-party servers and Gale's own: echoes of every size, a fragmented
+// send, a ping, and a close with a code.
+func TestEventLoopClientInterop(t *testing.T) {
+	servers := []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{name: "gorilla", url: func(t *testing.T) string { return testURL(gorillaEcho(t, false)) }},
+		{name: "gale", url: func(t *testing.T) string { return wsURL(startServer(t, echo{}, Config{})) }},
+		{name: "node-ws", url: nodeEchoServer},
+	}
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			url := srv.url(t)
+			rec := newClientRecorder()
+			cl := newTestClient(t, rec, Config{Loops: 2})
+			c, err := cl.Dial(t.Context(), url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []int{0, 1, 125, 126, 4096, 16 << 10} {
+				for _, op := range []codec.Opcode{codec.OpText, codec.OpBinary} {
+					msg := bytes.Repeat([]byte("wé"), n/3+1)[:n-n%3+min(n%3, 0)]
+					if op == codec.OpBinary {
+						msg = bytes.Repeat([]byte{0, 0xFF, 7}, n/3+1)[:n]
+					}
+					if err := c.WriteMessage(op, msg); err != nil {
+						t.Fatal(err)
+					}
+					m := rec.next(t)
+					if m.op != op || !bytes.Equal(m.payload, msg) {
+						t.Fatalf("n=%d op=%v: got %v with %d bytes", n, op, m.op, len(m.payload))
+					}
+				}
+			}
+			// One message as three frames, FIN 0, 0, 1.
+			parts := []string{"This is the 1st frame\r\n", "This is the 2nd frame\r\n", "This is the 3rd frame\r\n"}
+			for i, p := range parts {
+				op := codec.OpText
+				if i > 0 {
+					op = codec.OpContinuation
+				}
+				if err := c.WriteFrame(op, []byte(p), i == 2); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if m := rec.next(t); string(m.payload) != strings.Join(parts, "") {
+				t.Fatalf("fragmented echo %q", m.payload)
+			}
+			if err := c.Ping([]byte("are you there")); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Close(4000, "done here"); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-rec.closes:
+				var ce *codec.CloseError
+				if !errors.As(err, &ce) || ce.Code != 4000 {
+					t.Fatalf("OnClose: %v, want the server's 4000 echo", err)
+				}
+			case <-time.After(testTimeout):
+				t.Fatal("no OnClose")
+			}
+			if rec.pings.Load() != 1 {
+				t.Fatalf("pongs seen: %d, want 1", rec.pings.Load())
+			}
+		})
+	}
+}
+
+// TestEventLoopClientMany opens a couple of thousand connections on two
+// loops and echoes through every one.
+func TestEventLoopClientMany(t *testing.T) {
+	const conns = 2000
+	srv := startServer(t, echo{}, Config{})
+	rec := newClientRecorder()
+	cl := newTestClient(t, rec, Config{Loops: 2})
+	all := make([]*Conn, conns)
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := cl.Dial(t.Context(), wsURL(srv), nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			all[i] = c
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if st := cl.Stats(); st.Open != conns || st.Upgrades != conns {
+		t.Fatalf("client stats: %+v", st)
+	}
+	for i, c := range all {
+		if err := c.WriteText([]byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	for range conns {
+		seen[string(rec.next(t).payload)] = true
+	}
+	if len(seen) != conns {
+		t.Fatalf("%d distinct echoes, want %d", len(seen), conns)
+	}
+}
+
+func TestEventLoopClientBadServer(t *testing.T) {
+	accept := func(key []byte) string { return string(codec.AppendAccept(nil, key)) }
+	tests := []struct {
+		name  string
+		serve func(c net.Conn, key []byte)
+		want  error
+		proto []string
+	}{
+		{
+			name:  "200 instead of 101",
+			serve: func(c net.Conn, _ []byte) { c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")) },
+			want:  codec.ErrResponseStatus,
+		},
+		{
+			name: "wrong accept key",
+			serve: func(c net.Conn, _ []byte) {
+				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"))
+			},
+			want: codec.ErrAccept,
+		},
+		{
+			name: "unoffered subprotocol",
+			serve: func(c net.Conn, key []byte) {
+				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: evil\r\nSec-WebSocket-Accept: " + accept(key) + "\r\n\r\n"))
+			},
+			proto: []string{"chat"},
+			want:  codec.ErrProtocolNotOffer,
+		},
+		{
+			name: "unoffered extension",
+			serve: func(c net.Conn, key []byte) {
+				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Extensions: permessage-deflate\r\nSec-WebSocket-Accept: " + accept(key) + "\r\n\r\n"))
+			},
+			want: codec.ErrExtensionNotOffer,
+		},
+		{
+			name:  "closed mid-handshake",
+			serve: func(c net.Conn, _ []byte) { c.Write([]byte("HTTP/1.1 101 Switching")) },
+			want:  errConnClosedMidHandshake,
+		},
+	}
+	cl := newTestClient(t, newClientRecorder(), Config{Loops: 1, HandshakeTimeout: 2 * time.Second})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url := rawServer(t, func(c net.Conn) { tt.serve(c, readKey(c)) })
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			c, err := cl.Dial(ctx, url, &DialOptions{Subprotocols: tt.proto})
+			if err == nil {
+				t.Fatalf("Dial succeeded: %v", c)
+			}
+			if tt.want == errConnClosedMidHandshake {
+				if !strings.Contains(err.Error(), "connection closed") {
+					t.Fatalf("got %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if st := cl.Stats(); st.Open != 0 {
+		t.Fatalf("connections left open: %d", st.Open)
+	}
+}
+
+var errConnClosedMidHandshake = errors.New("closed mid-handshake")
+
+func TestEventLoopClientMaskedServerFrame(t *testing.T) {
+	url := rawServer(t, func(c net.Conn) {
+		key := readKey(c)
+		c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + string(codec.AppendAccept(nil, key)) + "\r\n\r\n"))
+		c.Write(codec.AppendFrame(nil, codec.Header{Fin: true, Opcode: codec.OpText, Masked: true, Mask: [4]byte{1, 2, 3, 4}}, []byte("hi")))
+		buf := make([]byte, 64)
+		c.Read(buf)
+	})
+	rec := newClientRecorder()
+	cl := newTestClient(t, rec, Config{Loops: 1})
+	if _, err := cl.Dial(t.Context(), url, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-rec.closes:
+		if !errors.Is(err, codec.ErrMaskUnexpected) {
+			t.Fatalf("OnClose: %v, want ErrMaskUnexpected", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("no OnClose")
+	}
+}
