@@ -43,8 +43,8 @@ func TestPeerClose(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rc := upgradeRaw(t, srv.Addr())
 			rc.write(append(tt.before, rawFrame(codec.OpClose, true, tt.payload)...))
-			if reason := rc.expectClose(tt.echo); reason != "" {
-				t.Errorf("echoed reason %q, want none", reason)
+			if reason := rc.expectClose(tt.echo); reason != tt.reason {
+				t.Errorf("echoed reason %q, want the peer's %q", reason, tt.reason)
 			}
 			rc.expectDropped()
 			err := tr.closed(t, rc.addr())

@@ -300,12 +300,13 @@ func (c *Conn) control(p []byte) {
 			return
 		}
 		if c.state == stateOpen {
-			// Echo the peer's code (RFC 6455 §5.5.1); 1000 when it sent none.
+			// Echo the peer's code and reason (RFC 6455 §5.5.1); 1000 when
+			// it sent no code.
 			echo := code
 			if echo == codec.StatusNoStatusReceived {
 				echo = codec.StatusNormalClosure
 			}
-			c.sendClose(echo, "")
+			c.sendClose(echo, string(reason))
 		}
 		c.setCloseErr(&codec.CloseError{Code: code, Reason: string(reason)})
 		c.closed.Store(true)

@@ -391,7 +391,7 @@ func (c *ClientConn) readFrame() (Frame, error) {
 		if echo == codec.StatusNoStatusReceived {
 			echo = codec.StatusNormalClosure
 		}
-		c.WriteClose(echo, "") // ErrClosed when we closed first: nothing to echo
+		c.WriteClose(echo, string(reason)) // ErrClosed when we closed first: nothing to echo
 		return f, &codec.CloseError{Code: code, Reason: string(reason)}
 	}
 	return f, nil

@@ -56,7 +56,7 @@ func testURL(s *httptest.Server) string {
 // seedWalkthrough is the acceptance scenario of the project's second seed:
 // one message as three frames (FIN 0, 0, 1), the echo read frame by frame
 // until FIN, then Close 1000 with a reason and the echoed code checked.
-func seedWalkthrough(t *testing.T, c *ClientConn) {
+func seedWalkthrough(t *testing.T, c *ClientConn, echoesReason bool) {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	lines := []string{"This is the 1st frame\r\n", "This is the 2nd frame\r\n", "This is the 3rd frame\r\n"}
@@ -94,6 +94,9 @@ func seedWalkthrough(t *testing.T, c *ClientConn) {
 	if ce.Code != codec.StatusNormalClosure {
 		t.Fatalf("server answered close %v, want 1000", ce)
 	}
+	if echoesReason && ce.Reason != "Closing this websocket." {
+		t.Fatalf("server answered reason %q, want the one sent", ce.Reason)
+	}
 	t.Logf("close answered: %d %q", ce.Code, ce.Reason)
 }
 
@@ -103,7 +106,7 @@ func TestClientSeedWalkthroughGorilla(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seedWalkthrough(t, c)
+	seedWalkthrough(t, c, false) // gorilla answers with the code only
 }
 
 func TestClientSeedWalkthroughGale(t *testing.T) {
@@ -119,7 +122,7 @@ func TestClientSeedWalkthroughGale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seedWalkthrough(t, c)
+	seedWalkthrough(t, c, true)
 }
 
 func TestClientMessagesAndTLS(t *testing.T) {

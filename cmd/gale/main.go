@@ -31,10 +31,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
-	case "dial", "bench":
-		// The client role is the next piece of work; until it lands these
-		// commands say so instead of pretending.
-		fmt.Fprintf(stderr, "gale %s: not built yet: the client role has not landed (see README.md)\n", args[0])
+	case "dial":
+		return dial(args[1:], os.Stdin, stdout, stderr)
+	case "bench":
+		// The load generator is the next piece of work; until it lands it
+		// says so instead of pretending.
+		fmt.Fprintf(stderr, "gale %s: not built yet (see README.md)\n", args[0])
 		return 1
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)

@@ -33,8 +33,8 @@ func TestRun(t *testing.T) {
 			inStderr: `unknown command "frobnicate"`,
 		},
 		{
-			name:     "dial before the client",
-			args:     []string{"dial", "ws://127.0.0.1:1/"},
+			name:     "bench before the load generator",
+			args:     []string{"bench", "echo"},
 			code:     1,
 			inStderr: "not built yet",
 		},

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/galews/gale/codec"
+	"github.com/galews/gale/engine"
+)
+
+const dialHelp = `Each input line is sent as a text message. Lines starting with / are commands:
+  /frames a|b|c        send one text message as several frames (FIN 0, 0, 1)
+  /binary HEX          send a binary message
+  /ping [text]         send a ping
+  /close [code [why]]  close with a code (default 1000) and reason, then exit
+  //text               send "/text" as a text message
+At the end of input Gale sends Close 1000 and prints the code and reason it got back.
+Every received frame is printed as: < OPCODE fin=BOOL len=N PAYLOAD
+Exit status: 0 after a 1000 close, 1 after another close code, 2 on errors.
+`
+
+// dial runs the interactive client over the blocking client: one goroutine
+// prints frames as they arrive, the other sends what stdin says.
+func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dial", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	origin := fs.String("origin", "", "Origin header to send")
+	protos := fs.String("protocols", "", "comma-separated subprotocols to offer")
+	timeout := fs.Duration("timeout", 10*time.Second, "connect and close-reply timeout")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: gale dial [flags] ws://host:port/path\n\n%s\nflags:\n", dialHelp)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	opts := &engine.DialOptions{Origin: *origin, HandshakeTimeout: *timeout}
+	if *protos != "" {
+		opts.Subprotocols = strings.Split(*protos, ",")
+	}
+	c, err := engine.Dial(context.Background(), fs.Arg(0), opts)
+	if err != nil {
+		fmt.Fprintln(stderr, "gale dial:", err)
+		return 2
+	}
+	defer c.Close()
+	var out sync.Mutex // stdout lines from both goroutines stay whole
+	printf := func(format string, a ...any) {
+		out.Lock()
+		fmt.Fprintf(stdout, format, a...)
+		out.Unlock()
+	}
+	printf("connected to %s", fs.Arg(0))
+	if p := c.Subprotocol(); p != "" {
+		printf(" (subprotocol %s)", p)
+	}
+	printf("\n")
+
+	closed := make(chan *codec.CloseError, 1)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			f, err := c.ReadFrame()
+			var ce *codec.CloseError
+			if errors.As(err, &ce) {
+				printf("< Close %d (%v) %q\n", ce.Code, ce.Code, ce.Reason)
+				closed <- ce
+				return
+			}
+			if err != nil {
+				readErr <- err
+				return
+			}
+			printf("< %v fin=%v len=%d%s\n", f.Opcode, f.Fin, len(f.Payload), preview(f))
+		}
+	}()
+
+	code, reason := codec.StatusNormalClosure, ""
+	in := bufio.NewScanner(stdin)
+	in.Buffer(make([]byte, 64<<10), 16<<20)
+	for in.Scan() {
+		line := in.Text()
+		cmd, rest, _ := strings.Cut(line, " ")
+		var err error
+		switch {
+		case strings.HasPrefix(line, "//"):
+			err = c.WriteMessage(codec.OpText, []byte(line[1:]))
+		case cmd == "/frames":
+			parts := strings.Split(rest, "|")
+			for i, p := range parts {
+				op := codec.OpText
+				if i > 0 {
+					op = codec.OpContinuation
+				}
+				if err = c.WriteFrame(op, []byte(p), i == len(parts)-1); err != nil {
+					break
+				}
+			}
+		case cmd == "/binary":
+			var b []byte
+			if b, err = hex.DecodeString(strings.ReplaceAll(rest, " ", "")); err == nil {
+				err = c.WriteMessage(codec.OpBinary, b)
+			}
+		case cmd == "/ping":
+			err = c.Ping([]byte(rest))
+		case cmd == "/close":
+			if rest != "" {
+				num, why, _ := strings.Cut(rest, " ")
+				n, perr := strconv.Atoi(num)
+				if perr != nil {
+					err = fmt.Errorf("bad close code %q", num)
+					break
+				}
+				code, reason = codec.StatusCode(n), why
+			}
+		case strings.HasPrefix(line, "/"):
+			err = fmt.Errorf("unknown command %q (see gale dial -h)", cmd)
+		default:
+			err = c.WriteMessage(codec.OpText, []byte(line))
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "gale dial:", err)
+			if errors.Is(err, engine.ErrClosed) {
+				break
+			}
+		}
+		if cmd == "/close" {
+			break
+		}
+	}
+	if err := c.WriteClose(code, reason); err != nil && !errors.Is(err, engine.ErrClosed) {
+		fmt.Fprintln(stderr, "gale dial: close:", err)
+	}
+	c.SetReadDeadline(time.Now().Add(*timeout))
+	select {
+	case ce := <-closed:
+		printf("closed: %d %q\n", ce.Code, ce.Reason)
+		if ce.Code == codec.StatusNormalClosure {
+			return 0
+		}
+		return 1
+	case err := <-readErr:
+		fmt.Fprintln(stderr, "gale dial:", err)
+		return 2
+	}
+}
+
+// preview renders a frame's payload: text as a quoted string, binary as hex,
+// both cut at 64 bytes.
+func preview(f engine.Frame) string {
+	p := f.Payload
+	if len(p) == 0 {
+		return ""
+	}
+	more := ""
+	if len(p) > 64 {
+		p, more = p[:64], "…"
+	}
+	if f.Opcode == codec.OpBinary {
+		return " " + hex.EncodeToString(p) + more
+	}
+	return " " + strconv.Quote(string(p)) + more
+}
