@@ -34,10 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "dial":
 		return dial(args[1:], os.Stdin, stdout, stderr)
 	case "bench":
-		// The load generator is the next piece of work; until it lands it
-		// says so instead of pretending.
-		fmt.Fprintf(stderr, "gale %s: not built yet (see README.md)\n", args[0])
-		return 1
+		return bench(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -33,10 +33,10 @@ func TestRun(t *testing.T) {
 			inStderr: `unknown command "frobnicate"`,
 		},
 		{
-			name:     "bench before the load generator",
-			args:     []string{"bench", "echo"},
-			code:     1,
-			inStderr: "not built yet",
+			name:     "bench with an unknown mode",
+			args:     []string{"bench", "nope"},
+			code:     2,
+			inStderr: `unknown mode "nope"`,
 		},
 		{
 			name:     "serve with a bad flag",
