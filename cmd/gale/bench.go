@@ -255,7 +255,7 @@ func benchEcho(args []string, stdout, stderr io.Writer) int {
 	}
 	if c.pid > 0 && cpu1 >= cpu0 && msgs > 0 {
 		r.ServerCPUs = (cpu1 - cpu0).Seconds()
-		r.ServerCPUPerMsg = float64((cpu1-cpu0).Microseconds()) / float64(msgs)
+		r.ServerCPUPerMsg = float64((cpu1 - cpu0).Microseconds()) / float64(msgs)
 	}
 	return report(stdout, stderr, &r, c.json)
 }
@@ -346,7 +346,7 @@ func benchHandshake(args []string, stdout, stderr io.Writer) int {
 	}
 	if c.pid > 0 && n > 0 {
 		r.ServerCPUs = (cpu1 - cpu0).Seconds()
-		r.ServerCPUPerMsg = float64((cpu1-cpu0).Microseconds()) / float64(n)
+		r.ServerCPUPerMsg = float64((cpu1 - cpu0).Microseconds()) / float64(n)
 	}
 	return report(stdout, stderr, &r, c.json)
 }
@@ -575,4 +575,3 @@ func raiseFileLimit() {
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
 	}
 }
-
