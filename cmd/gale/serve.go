@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -44,30 +46,11 @@ func (h *echoHandler) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:8080", "listen address: host:port, or unix:///path")
-	maxMsg := fs.Int64("max-message", 0, "largest message in bytes (0: engine default, 16 MiB); larger ones are closed with 1009")
-	maxEcho := fs.Int("max-echo", 0, "close each connection after this many echoes (0: no limit)")
-	origins := fs.String("origins", "", "comma-separated allowed Origin values, \"*\" for any (default: same host)")
-	loops := fs.Int("loops", 0, "event loops (0: one per CPU)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	srv, addr, code := newEchoServer(args, stderr)
+	if srv == nil {
+		return code
 	}
-	cfg := engine.Config{
-		Loops:          *loops,
-		MaxMessageSize: *maxMsg,
-		Logger:         slog.New(slog.NewTextHandler(stderr, nil)),
-	}
-	if *origins != "" {
-		cfg.AllowedOrigins = strings.Split(*origins, ",")
-	}
-	srv, err := engine.NewServer(&echoHandler{maxMessages: *maxEcho}, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "gale serve:", err)
-		return 2
-	}
-	if err := srv.Start(*addr); err != nil {
+	if err := srv.Start(addr); err != nil {
 		fmt.Fprintln(stderr, "gale serve:", err)
 		return 1
 	}
@@ -82,4 +65,45 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// newEchoServer builds the echo server the flags describe, and returns the
+// address to listen on; on a flag error it returns a nil server and the exit
+// status.
+func newEchoServer(args []string, stderr io.Writer) (*engine.Server, string, int) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address: host:port, or unix:///path")
+	path := fs.String("path", "", "accept WebSocket upgrades only on this path (default: any path)")
+	maxMsg := fs.Int64("max-message", 0, "largest message in bytes (0: engine default, 16 MiB); larger ones are closed with 1009")
+	maxEcho := fs.Int("max-echo", 0, "close each connection after this many echoes (0: no limit; the seed's server allows 16)")
+	origins := fs.String("origins", "", "comma-separated allowed Origin values, \"*\" for any (default: same host)")
+	loops := fs.Int("loops", 0, "event loops (0: one per CPU)")
+	if err := fs.Parse(args); err != nil {
+		return nil, "", 2
+	}
+	cfg := engine.Config{
+		Loops:          *loops,
+		MaxMessageSize: *maxMsg,
+		Logger:         slog.New(slog.NewTextHandler(stderr, nil)),
+	}
+	if *origins != "" {
+		cfg.AllowedOrigins = strings.Split(*origins, ",")
+	}
+	if *path != "" {
+		want := *path
+		cfg.OnUpgrade = func(r *engine.UpgradeRequest) error {
+			if string(r.Path) != want {
+				return &engine.Reject{Status: http.StatusNotFound, Body: "no WebSocket endpoint here\n"}
+			}
+			return nil
+		}
+	}
+	cfg.Fallback = pageHandler(cmp.Or(*path, "/"))
+	srv, err := engine.NewServer(&echoHandler{maxMessages: *maxEcho}, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "gale serve:", err)
+		return nil, "", 2
+	}
+	return srv, *addr, 0
 }
