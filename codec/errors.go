@@ -46,6 +46,10 @@ var (
 	ErrFrameTooBig          = &ProtocolError{StatusMessageTooBig, "frame payload exceeds the limit"}
 	ErrMessageTooBig        = &ProtocolError{StatusMessageTooBig, "message exceeds the limit"}
 	ErrInvalidUTF8          = &ProtocolError{StatusInvalidPayloadData, "invalid UTF-8 in a text message"}
+	// ErrDeflateData: a compressed message does not inflate (RFC 7692 §7.2.2
+	// says only to fail the connection; 1007 is RFC 6455's code for data
+	// inconsistent with its message).
+	ErrDeflateData = &ProtocolError{StatusInvalidPayloadData, "invalid permessage-deflate data"}
 )
 
 // Close payload errors (RFC 6455 §5.5.1, §7.4).

@@ -113,6 +113,7 @@ func (cl *Client) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 		key:  codec.NewKey(),
 		done: make(chan dialResult, 1),
 	}
+	d.req.Extensions = cl.s.cfg.Compression.offerValue()
 	gc, err := cl.gcli.EnrollContext(nc, d) // closes nc: gnet works on a dup
 	if err != nil {
 		return nil, fmt.Errorf("gale: dial %s: %w", hostPort, err)
@@ -162,6 +163,9 @@ func (c *Conn) readResponse() gnet.Action {
 	d := c.hs.dial
 	if err == nil {
 		err = resp.Validate(d.key[:], &d.req)
+	}
+	if err == nil {
+		err = c.acceptDeflate(resp) // deflate.go
 	}
 	if err != nil {
 		c.setCloseErr(fmt.Errorf("gale: handshake: %w", err))

@@ -306,3 +306,27 @@ func TestEventLoopClientMaskedServerFrame(t *testing.T) {
 		t.Fatal("no OnClose")
 	}
 }
+
+// TestEventLoopClientPrepared: a prepared message sent on a client
+// connection goes out masked (the server would fail an unmasked frame).
+func TestEventLoopClientPrepared(t *testing.T) {
+	srv := startServer(t, echo{}, Config{})
+	rec := newClientRecorder()
+	cl := newTestClient(t, rec, Config{Loops: 1})
+	c, err := cl.Dial(t.Context(), wsURL(srv), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := NewPreparedMessage(codec.OpText, []byte("prepared once"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := c.WritePrepared(pm); err != nil {
+			t.Fatal(err)
+		}
+		if m := rec.next(t); string(m.payload) != "prepared once" {
+			t.Fatalf("echo %q", m.payload)
+		}
+	}
+}

@@ -86,6 +86,10 @@ type Config struct {
 	// connection is closed after the response.
 	Fallback http.Handler
 
+	// Compression configures permessage-deflate (RFC 7692). The zero value
+	// leaves it off.
+	Compression CompressionConfig
+
 	// Workers, when positive, runs OnMessage, OnFrame, OnPing and OnPong on
 	// a pool of that many goroutines instead of the event loop, keeping
 	// each connection's order, for handlers that block.
@@ -108,7 +112,40 @@ const (
 	DefaultCloseTimeout     = 5 * time.Second
 	DefaultMaxOutbound      = 4 << 20
 	DefaultWorkerQueue      = 1024
+
+	DefaultCompressionLevel     = 1   // flate.BestSpeed
+	DefaultCompressionThreshold = 128 // bytes
 )
+
+// CompressionConfig configures permessage-deflate (RFC 7692): what the server
+// accepts of a client's offers, what the client offers, and how messages
+// are compressed. Its zero value leaves compression off.
+type CompressionConfig struct {
+	// Enabled accepts (server) or offers (client) permessage-deflate.
+	Enabled bool
+	// Level is the flate level, 1 (fastest, the default) to 9 (smallest).
+	Level int
+	// Threshold is the size below which a message is sent uncompressed:
+	// small messages gain little and cost a compressor. Default 128 bytes;
+	// 1 compresses every non-empty message. Messages sent with
+	// Conn.WriteMessageUncompressed, or as frames with Conn.WriteFrame,
+	// are never compressed.
+	Threshold int
+	// ContextTakeover lets each side keep its LZ77 window from one message
+	// to the next, which compresses a stream of similar messages better but
+	// costs each connection up to 32 KiB per direction for as long as it
+	// lives (the last bytes sent and received, kept as dictionaries; the
+	// compressor and decompressor themselves are the loop's, never the
+	// connection's) plus, on every compressed write, the time to prime a
+	// compressor with that dictionary (about 20 µs for a full window).
+	// Writes from goroutines other than the loop's, and prepared messages,
+	// are compressed without the window. When false (the default) the
+	// server answers server_no_context_takeover and
+	// client_no_context_takeover (the client offers them), so an idle
+	// connection holds no compression memory at all. A peer that asks for
+	// no context takeover gets it either way.
+	ContextTakeover bool
+}
 
 // withDefaults returns c with every zero field defaulted, or an error for a
 // value that cannot work.
@@ -122,6 +159,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HandshakeTimeout < 0 || c.PingInterval < 0 || c.IdleTimeout < 0 || c.CloseTimeout < 0 {
 		errs = append(errs, errors.New("negative timeout or interval"))
+	}
+	if z := c.Compression; z.Level < 0 || z.Level > 9 || z.Threshold < 0 {
+		errs = append(errs, fmt.Errorf("Compression: Level %d not in 1..9 or negative Threshold", z.Level))
 	}
 	if c.OutboundPolicy > OutboundReject {
 		errs = append(errs, fmt.Errorf("unknown OutboundPolicy %d", c.OutboundPolicy))
@@ -139,6 +179,8 @@ func (c Config) withDefaults() (Config, error) {
 	c.CloseTimeout = cmp.Or(c.CloseTimeout, DefaultCloseTimeout)
 	c.MaxOutbound = cmp.Or(c.MaxOutbound, DefaultMaxOutbound)
 	c.WorkerQueue = cmp.Or(c.WorkerQueue, DefaultWorkerQueue)
+	c.Compression.Level = cmp.Or(c.Compression.Level, DefaultCompressionLevel)
+	c.Compression.Threshold = cmp.Or(c.Compression.Threshold, DefaultCompressionThreshold)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -45,6 +45,8 @@ type Conn struct {
 	msg    *[]byte // reassembly buffer, from package pool while in use
 	utf8   codec.UTF8Validator
 
+	dfl deflateState // permessage-deflate (deflate.go); zero when off
+
 	hs *handshake // while upgrading
 
 	timer    timerLink
@@ -73,6 +75,10 @@ type Conn struct {
 	queued bool
 	qclose *closeRequest
 	qabort error
+
+	// qdeflated: the queue holds a message compressed without the send
+	// window (deflate.go, dropTx). Guarded by wmu.
+	qdeflated bool
 
 	work *workQueue // with Config.Workers: events waiting for a worker
 }
@@ -105,6 +111,9 @@ func (c *Conn) checkState() codec.State {
 	}
 	if c.msgOp != 0 {
 		s |= codec.StateFragmented
+	}
+	if c.dfl.on {
+		s |= codec.StateDeflate
 	}
 	return s
 }
@@ -153,6 +162,7 @@ func (c *Conn) readFrames() gnet.Action {
 			if h.Opcode == codec.OpText || h.Opcode == codec.OpBinary {
 				c.msgOp, c.msgLen = h.Opcode, 0
 				c.utf8.Reset()
+				c.dfl.compressed = h.Rsv&codec.Rsv1 != 0
 			}
 		}
 
@@ -178,8 +188,10 @@ func (c *Conn) readFrames() gnet.Action {
 
 		text := c.msgOp == codec.OpText
 		// Fast path: the whole frame is in gnet's buffer and no message is
-		// being reassembled, so it is delivered in place, unmasked, with no copy.
-		if avail >= c.rem && (c.msg == nil || len(*c.msg) == 0) && (c.h.Fin && c.h.Opcode != codec.OpContinuation || srv.frames != nil) {
+		// being reassembled, so it is delivered in place, unmasked, with no
+		// copy. A compressed message is always reassembled, then inflated.
+		if avail >= c.rem && (c.msg == nil || len(*c.msg) == 0) && !c.dfl.compressed &&
+			(c.h.Fin && c.h.Opcode != codec.OpContinuation || srv.frames != nil) {
 			n := int(c.rem)
 			var p []byte
 			if n > 0 {
@@ -224,7 +236,7 @@ func (c *Conn) readFrames() gnet.Action {
 			if c.h.Masked {
 				c.maskPos = uint8(codec.Mask(p, c.h.Mask, int(c.maskPos)))
 			}
-			if text && !c.utf8.Write(p) {
+			if text && !c.dfl.compressed && !c.utf8.Write(p) {
 				return c.fail(codec.ErrInvalidUTF8)
 			}
 			c.appendMsg(p)
@@ -237,6 +249,12 @@ func (c *Conn) readFrames() gnet.Action {
 		}
 		c.inFrame = false
 		fin := c.h.Fin
+		if c.dfl.compressed {
+			if fin {
+				c.deliverDeflated() // whole, even to a FrameHandler
+			}
+			continue
+		}
 		if fin && text && !c.utf8.Done() {
 			return c.fail(codec.ErrInvalidUTF8)
 		}

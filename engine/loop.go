@@ -27,6 +27,8 @@ type loop struct {
 	out  []byte // handshake requests and responses
 	mbuf []byte // masked copies of client frames
 
+	z loopDeflate // compression scratch (deflate.go)
+
 	// spare is the last reassembly buffer released, kept for the next
 	// message: a message that grows through several size classes would
 	// otherwise churn the shared pools on every message.

@@ -2,18 +2,25 @@ package engine
 
 import (
 	"context"
+	"sync"
 
 	"github.com/galews/gale/codec"
 )
 
 // PreparedMessage is a message encoded once, to be sent to many
 // connections: its frame is built at creation and written as is, so a
-// broadcast costs one encoding however many receive it. It is immutable and
-// safe for concurrent use.
+// broadcast costs one encoding however many receive it. With
+// permessage-deflate it is also compressed once, without context, by the
+// first connection that negotiated compression, and that compressed frame
+// is shared by every such receiver; the others get the plain frame. It is
+// immutable and safe for concurrent use.
 type PreparedMessage struct {
 	op    codec.Opcode
 	n     int
 	frame []byte
+
+	zonce  sync.Once
+	zframe []byte // the compressed frame (RSV1), nil when not smaller
 }
 
 // NewPreparedMessage encodes p (copied) as a server-to-client message.
@@ -29,6 +36,11 @@ func NewPreparedMessage(op codec.Opcode, p []byte) (*PreparedMessage, error) {
 // shared frame goes to gnet without a copy; from other goroutines it is
 // copied into the queue like any write.
 func (c *Conn) WritePrepared(pm *PreparedMessage) error {
+	if c.client {
+		// A client masks every frame with a fresh key, so the shared frame
+		// cannot go out as is: send its payload like any message.
+		return c.WriteMessage(pm.op, pm.frame[len(pm.frame)-pm.n:])
+	}
 	if !c.loop.onLoop() {
 		return c.writeQueuedRaw(pm)
 	}
@@ -40,11 +52,15 @@ func (c *Conn) WritePrepared(pm *PreparedMessage) error {
 
 func (c *Conn) writePreparedLoop(pm *PreparedMessage) error {
 	cfg := &c.loop.srv.cfg
-	if cfg.OutboundPolicy == OutboundReject && c.gc.OutboundBuffered()+len(pm.frame) > cfg.MaxOutbound {
+	frame, deflated := c.preparedFrame(pm)
+	if cfg.OutboundPolicy == OutboundReject && c.gc.OutboundBuffered()+len(frame) > cfg.MaxOutbound {
 		return ErrOutboundFull
 	}
-	if _, err := c.gc.Write(pm.frame); err != nil {
+	if _, err := c.gc.Write(frame); err != nil {
 		return err
+	}
+	if deflated {
+		c.dropTx() // compressed without the send window: see dropTx
 	}
 	c.loop.stats.countOut(pm.op, true, pm.n)
 	return c.afterWrite()
@@ -52,12 +68,13 @@ func (c *Conn) writePreparedLoop(pm *PreparedMessage) error {
 
 func (c *Conn) writeQueuedRaw(pm *PreparedMessage) error {
 	cfg := &c.loop.srv.cfg
+	frame, deflated := c.preparedFrame(pm)
 	c.wmu.Lock()
 	if c.closed.Load() {
 		c.wmu.Unlock()
 		return ErrClosed
 	}
-	if int(c.outbound.Load())+c.queuedLenLocked()+len(pm.frame) > cfg.MaxOutbound {
+	if int(c.outbound.Load())+c.queuedLenLocked()+len(frame) > cfg.MaxOutbound {
 		if cfg.OutboundPolicy == OutboundReject {
 			c.wmu.Unlock()
 			return ErrOutboundFull
@@ -67,7 +84,8 @@ func (c *Conn) writeQueuedRaw(pm *PreparedMessage) error {
 		c.enqueueLocked()
 		return ErrSlowReader
 	}
-	c.wq = appendQueued(c.wq, pm.frame)
+	c.wq = appendQueued(c.wq, frame)
+	c.qdeflated = c.qdeflated || deflated
 	c.enqueueLocked()
 	c.loop.stats.countOut(pm.op, true, pm.n)
 	return nil

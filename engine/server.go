@@ -386,6 +386,7 @@ func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 	l.unlink(c)
 	l.stats.open.Add(-1)
 	c.releaseMsg()
+	c.releaseDeflate()
 	if prev == stateHandshake && c.client {
 		c.dialFailed(err)
 	}

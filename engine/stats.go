@@ -13,7 +13,7 @@ type Stats struct {
 	Rejected uint64 // upgrade requests refused (any 4xx/5xx, fallback answers included)
 
 	MessagesIn, MessagesOut uint64
-	BytesIn, BytesOut       uint64 // payload bytes
+	BytesIn, BytesOut       uint64 // payload bytes, counted uncompressed
 
 	// Closes counts upgraded connections by how they ended: the close code
 	// received or sent (codec.StatusCode), or 1006 when the transport

@@ -108,10 +108,21 @@ func (c *Conn) readHandshake() gnet.Action {
 			return c.reject(codec.AppendRejectResponse(c.loop.out[:0], status, rj.Header, []byte(rj.Body)), err)
 		}
 	}
-	resp := codec.AppendUpgradeResponse(c.loop.out[:0], req.Key, []byte(ur.Subprotocol), nil, ur.ResponseHeader)
+	var extBuf [160]byte // the longest permessage-deflate response is 125 bytes
+	var ext []byte
+	dp, deflate := codec.DeflateParams{}, false
+	if z := &srv.cfg.Compression; z.Enabled {
+		if dp, deflate = negotiateDeflate(req, z.policy()); deflate {
+			ext = codec.AppendDeflateResponse(extBuf[:0], dp)
+		}
+	}
+	resp := codec.AppendUpgradeResponse(c.loop.out[:0], req.Key, []byte(ur.Subprotocol), ext, ur.ResponseHeader)
 	c.loop.out = resp[:0]
 	if _, err := c.gc.Write(resp); err != nil {
 		return gnet.None // gnet closed the connection
+	}
+	if deflate {
+		c.enableDeflate(dp)
 	}
 	c.subprotocol = ur.Subprotocol
 	c.ctx = ur.Context

@@ -13,19 +13,21 @@ import (
 // and p is not copied (the kernel, or gnet's outbound buffer, takes it before
 // WriteMessage returns); from other goroutines it is copied into the
 // connection's queue and written by the loop, in order. p may be reused as
-// soon as WriteMessage returns.
+// soon as WriteMessage returns. With permessage-deflate, a message of at
+// least Config.Compression.Threshold bytes is compressed (into the loop's
+// scratch space, or a pooled buffer off the loop).
 func (c *Conn) WriteMessage(op codec.Opcode, p []byte) error {
 	if op != codec.OpText && op != codec.OpBinary {
 		return ErrInvalidOpcode
 	}
-	return c.write(op, true, p)
+	return c.writeMessage(op, p)
 }
 
 // WriteText sends p as a text message. p must be valid UTF-8.
-func (c *Conn) WriteText(p []byte) error { return c.write(codec.OpText, true, p) }
+func (c *Conn) WriteText(p []byte) error { return c.writeMessage(codec.OpText, p) }
 
 // WriteBinary sends p as a binary message.
-func (c *Conn) WriteBinary(p []byte) error { return c.write(codec.OpBinary, true, p) }
+func (c *Conn) WriteBinary(p []byte) error { return c.writeMessage(codec.OpBinary, p) }
 
 // WriteFrame sends one frame of a fragmented message: the first with
 // codec.OpText or codec.OpBinary, the rest with codec.OpContinuation, the
@@ -111,9 +113,15 @@ func (c *Conn) write(op codec.Opcode, fin bool, p []byte) error {
 // writeLoop writes one frame straight to gnet. Loop only. control says the
 // frame is Gale's own (pong, close) and bypasses the outbound policy.
 func (c *Conn) writeLoop(op codec.Opcode, fin bool, p []byte, control bool) error {
+	return c.writeFrameLoop(op, 0, fin, p, control)
+}
+
+// writeFrameLoop is writeLoop with RSV bits: codec.Rsv1 marks a compressed
+// message (deflate.go).
+func (c *Conn) writeFrameLoop(op codec.Opcode, rsv byte, fin bool, p []byte, control bool) error {
 	srv := c.loop.srv
 	l := c.loop
-	h := codec.Header{Fin: fin, Opcode: op, Length: int64(len(p))}
+	h := codec.Header{Fin: fin, Rsv: rsv, Opcode: op, Length: int64(len(p))}
 	if c.client {
 		h.Masked, h.Mask = true, newMaskKey()
 	}
@@ -178,8 +186,14 @@ func (c *Conn) sendClose(code codec.StatusCode, reason string) {
 
 // writeQueued appends the frame to the connection's queue for the loop.
 func (c *Conn) writeQueued(op codec.Opcode, fin bool, p []byte) error {
+	return c.writeQueuedFrame(op, 0, fin, p)
+}
+
+// writeQueuedFrame is writeQueued with RSV bits: codec.Rsv1 marks a
+// compressed message (deflate.go).
+func (c *Conn) writeQueuedFrame(op codec.Opcode, rsv byte, fin bool, p []byte) error {
 	cfg := &c.loop.srv.cfg
-	h := codec.Header{Fin: fin, Opcode: op, Length: int64(len(p))}
+	h := codec.Header{Fin: fin, Rsv: rsv, Opcode: op, Length: int64(len(p))}
 	if c.client {
 		h.Masked, h.Mask = true, newMaskKey()
 	}
@@ -202,6 +216,7 @@ func (c *Conn) writeQueued(op codec.Opcode, fin bool, p []byte) error {
 	var n int
 	c.wq, n = growQueued(c.wq, need)
 	*c.wq = codec.AppendFrame((*c.wq)[:n], h, p)
+	c.qdeflated = c.qdeflated || rsv != 0
 	c.enqueueLocked()
 	c.loop.stats.countOut(op, fin, len(p))
 	return nil
@@ -228,8 +243,8 @@ func (c *Conn) enqueueLocked() {
 // queued close or abort. Loop only.
 func (c *Conn) flushQueue() {
 	c.wmu.Lock()
-	b, cl, abort := c.wq, c.qclose, c.qabort
-	c.wq, c.qclose, c.qabort, c.queued = nil, nil, nil, false
+	b, cl, abort, deflated := c.wq, c.qclose, c.qabort, c.qdeflated
+	c.wq, c.qclose, c.qabort, c.queued, c.qdeflated = nil, nil, nil, false, false
 	c.wmu.Unlock()
 	if b != nil {
 		if c.state == stateOpen {
@@ -238,6 +253,9 @@ func (c *Conn) flushQueue() {
 			}
 		}
 		pool.Put(b)
+	}
+	if deflated {
+		c.dropTx() // compressed without the send window: see dropTx
 	}
 	switch {
 	case c.state == stateClosed:

@@ -7,4 +7,7 @@
 // after Put the buffer belongs to the pool and must not be touched, not even
 // through another slice of it. Buffers are not zeroed: a buffer from Get may
 // hold a previous user's bytes past what the caller writes.
+//
+// [GetFlateWriter] and [GetFlateReader] lend klauspost/compress flate
+// compressors and decompressors the same way, for permessage-deflate.
 package pool

@@ -79,6 +79,7 @@ func newEchoServer(args []string, stderr io.Writer) (*engine.Server, string, int
 	maxEcho := fs.Int("max-echo", 0, "close each connection after this many echoes (0: no limit; the seed's server allows 16)")
 	origins := fs.String("origins", "", "comma-separated allowed Origin values, \"*\" for any (default: same host)")
 	loops := fs.Int("loops", 0, "event loops (0: one per CPU)")
+	compress := fs.Bool("compress", false, "accept permessage-deflate (RFC 7692), without context takeover")
 	if err := fs.Parse(args); err != nil {
 		return nil, "", 2
 	}
@@ -87,6 +88,7 @@ func newEchoServer(args []string, stderr io.Writer) (*engine.Server, string, int
 		MaxMessageSize: *maxMsg,
 		Logger:         slog.New(slog.NewTextHandler(stderr, nil)),
 	}
+	cfg.Compression.Enabled = *compress
 	if *origins != "" {
 		cfg.AllowedOrigins = strings.Split(*origins, ",")
 	}

@@ -1,0 +1,447 @@
+package engine
+
+import (
+	"bytes"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+
+	"github.com/galews/gale/codec"
+	"github.com/galews/gale/pool"
+)
+
+// permessage-deflate (RFC 7692). The codec negotiates; this file compresses
+// and inflates with klauspost/compress/flate. Each loop keeps one compressor
+// and one decompressor (taken from package pool) for the message it is
+// handling; other goroutines borrow a compressor from the pool per write. So
+// without context takeover a connection keeps nothing between messages.
+// With it, a connection keeps only its windows: the last bytes (at most
+// 32 KiB) of the messages it compressed and of those it inflated, as
+// dictionaries to prime the next compressor or decompressor with.
+
+// maxWindow is the largest LZ77 window, 2^15 bytes (server_max_window_bits
+// and client_max_window_bits of 15).
+const maxWindow = 1 << 15
+
+// deflateTail is the empty stored block that ends every compressed message
+// and that the sender strips (RFC 7692 §7.2.1); the receiver puts it back.
+var deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
+
+// deflateState is a connection's permessage-deflate state; the zero value
+// is compression off. Set at the upgrade, then owned by the loop.
+type deflateState struct {
+	on         bool
+	compressed bool  // the message being read has RSV1 set
+	txReset    bool  // we compress every message afresh (our no_context_takeover)
+	rxReset    bool  // the peer does, so received messages need no window
+	rxBits     uint8 // the peer's window bits: how much of rx it may refer to
+	// The windows kept with context takeover, from package pool: the tail
+	// of what we compressed and sent, and of what we inflated.
+	tx, rx *[]byte
+}
+
+// enableDeflate puts the negotiated parameters in force for either role: a
+// server compresses under the server_* parameters and inflates under the
+// client_* ones, a client the other way round.
+func (c *Conn) enableDeflate(p codec.DeflateParams) {
+	ours, peers, peerBits := p.ServerNoContextTakeover, p.ClientNoContextTakeover, p.ClientMaxWindowBits
+	if c.client {
+		ours, peers, peerBits = p.ClientNoContextTakeover, p.ServerNoContextTakeover, p.ServerMaxWindowBits
+	}
+	if peerBits < 8 || peerBits > 15 {
+		peerBits = 15
+	}
+	c.dfl = deflateState{
+		on:      true,
+		txReset: ours || !c.loop.srv.cfg.Compression.ContextTakeover,
+		rxReset: peers,
+		rxBits:  uint8(peerBits),
+	}
+}
+
+// releaseDeflate gives the windows back when the connection closes.
+func (c *Conn) releaseDeflate() {
+	pool.Put(c.dfl.tx)
+	pool.Put(c.dfl.rx)
+	c.dfl.tx, c.dfl.rx = nil, nil
+}
+
+// dropTx forgets the send window after a message went out that was not
+// compressed with it (a broadcast, a write from another goroutine): the
+// window we compress against must always be a suffix of what the peer has
+// inflated, and the empty window is.
+func (c *Conn) dropTx() {
+	if c.dfl.tx != nil {
+		*c.dfl.tx = (*c.dfl.tx)[:0]
+	}
+}
+
+// Compression reports whether permessage-deflate is in force on the
+// connection.
+func (c *Conn) Compression() bool { return c.dfl.on }
+
+// WriteMessageUncompressed is WriteMessage without compression, whatever
+// the connection negotiated: for data that is already compressed, or small
+// and latency-bound.
+func (c *Conn) WriteMessageUncompressed(op codec.Opcode, p []byte) error {
+	if op != codec.OpText && op != codec.OpBinary {
+		return ErrInvalidOpcode
+	}
+	return c.write(op, true, p)
+}
+
+// policy is what a server accepts of permessage-deflate offers.
+func (z *CompressionConfig) policy() codec.DeflatePolicy {
+	return codec.DeflatePolicy{
+		ServerNoContextTakeover: !z.ContextTakeover,
+		ClientNoContextTakeover: !z.ContextTakeover,
+	}
+}
+
+// offer is what a client offers: both no_context_takeover unless context
+// takeover is wanted, and no client_max_window_bits, which would let the
+// server ask for a window smaller than klauspost's compressor can keep to.
+func (z *CompressionConfig) offer() codec.DeflateParams {
+	return codec.DeflateParams{
+		ServerNoContextTakeover: !z.ContextTakeover,
+		ClientNoContextTakeover: !z.ContextTakeover,
+	}
+}
+
+var extensionsField = []byte("Sec-WebSocket-Extensions")
+
+// negotiateDeflate reads the request's Sec-WebSocket-Extensions lines in
+// order and returns the response to the first permessage-deflate offer the
+// policy accepts.
+func negotiateDeflate(req *codec.Request, policy codec.DeflatePolicy) (codec.DeflateParams, bool) {
+	s := req.Headers()
+	for {
+		name, value, ok := s.Next()
+		if !ok {
+			return codec.DeflateParams{}, false
+		}
+		if !bytes.EqualFold(name, extensionsField) {
+			continue
+		}
+		if p, ok := codec.NegotiateDeflate(value, policy); ok {
+			return p, true
+		}
+	}
+}
+
+// inflate decompresses the message reassembled in c.msg (RFC 7692 §7.2.2)
+// into a buffer that the caller gives back with loop.z.putMsg. It stops with
+// codec.ErrMessageTooBig as soon as the output would pass MaxMessageSize,
+// so a small message that inflates to gigabytes costs no more than the
+// limit; data that does not inflate is codec.ErrDeflateData. Loop only.
+func (c *Conn) inflate() (*[]byte, error) {
+	l := c.loop
+	limit := int(l.srv.cfg.MaxMessageSize)
+	c.appendMsg(deflateTail)
+	in := *c.msg
+	var dict []byte
+	if !c.dfl.rxReset && c.dfl.rx != nil {
+		dict = *c.dfl.rx
+	}
+	src := &l.z.src
+	src.Reset(in)
+	fr := l.z.reader(src, dict)
+	out := l.z.getMsg(min(limit, max(8*len(in), 4096)))
+	buf := (*out)[:min(cap(*out), limit)]
+	n := 0
+	var err error
+	for err == nil {
+		if n == len(buf) {
+			if n == limit {
+				// Full: one byte more is one too many.
+				var one [1]byte
+				if m, e := fr.Read(one[:]); m > 0 {
+					err = codec.ErrMessageTooBig
+				} else {
+					err = e
+				}
+				break
+			}
+			*out = buf
+			out = pool.Grow(out, min(2*n, limit))
+			buf = (*out)[:min(cap(*out), limit)]
+		}
+		var m int
+		m, err = fr.Read(buf[n:])
+		n += m
+	}
+	*out = buf[:n]
+	switch {
+	case err == io.ErrUnexpectedEOF && src.Len() == 0:
+		// The usual end: the input stops after the sync flush's empty block.
+	case err == io.EOF && src.Len() <= len(deflateTail):
+		// A final block (BFINAL), which leaves our tail unread.
+	default:
+		if err != codec.ErrMessageTooBig {
+			err = codec.ErrDeflateData
+		}
+		l.z.putMsg(out)
+		return nil, err
+	}
+	if !c.dfl.rxReset {
+		c.dfl.rx = pushWindow(c.dfl.rx, *out, 1<<c.dfl.rxBits)
+	}
+	return out, nil
+}
+
+// pushWindow appends p to the window w (nil when empty) and keeps its last
+// size bytes, growing w through the pool up to size.
+func pushWindow(w *[]byte, p []byte, size int) *[]byte {
+	if len(p) >= size {
+		w = pool.Grow(w, size)
+		copy(*w, p[len(p)-size:])
+		*w = (*w)[:size]
+		return w
+	}
+	if w == nil {
+		w = pool.Get(0)
+	}
+	n := len(*w)
+	keep := min(n, size-len(p))
+	copy(*w, (*w)[n-keep:n])
+	*w = (*w)[:keep]
+	w = pool.Grow(w, keep+len(p))
+	copy((*w)[keep:], p)
+	return w
+}
+
+// writeMessage sends p as one message, compressed when permessage-deflate
+// is in force and p is at least Config.Compression.Threshold bytes.
+func (c *Conn) writeMessage(op codec.Opcode, p []byte) error {
+	cfg := &c.loop.srv.cfg.Compression
+	if !c.dfl.on || len(p) < cfg.Threshold {
+		return c.write(op, true, p)
+	}
+	if !c.loop.onLoop() {
+		return c.writeDeflatedQueued(op, p)
+	}
+	if c.closed.Load() || c.state != stateOpen {
+		return ErrClosed
+	}
+	takeover := !c.dfl.txReset
+	var dict []byte
+	if takeover && c.dfl.tx != nil {
+		dict = *c.dfl.tx
+	}
+	s := &c.loop.z.out
+	z, ok := s.deflate(p, cfg.Level, dict)
+	if !ok {
+		s.trim()
+		return c.writeLoop(op, true, p, false)
+	}
+	err := c.writeFrameLoop(op, codec.Rsv1, true, z, false)
+	if err == nil {
+		c.loop.stats.bytesOut.Add(uint64(len(p) - len(z))) // Stats count messages uncompressed
+		if takeover {
+			c.dfl.tx = pushWindow(c.dfl.tx, p, maxWindow)
+		}
+	}
+	s.trim()
+	return err
+}
+
+// writeDeflatedQueued compresses p on the calling goroutine, without the
+// connection's window (which belongs to the loop), and queues it.
+func (c *Conn) writeDeflatedQueued(op codec.Opcode, p []byte) error {
+	s := sinks.Get().(*sink)
+	var err error
+	if z, ok := s.deflate(p, c.loop.srv.cfg.Compression.Level, nil); ok {
+		if err = c.writeQueuedFrame(op, codec.Rsv1, true, z); err == nil {
+			c.loop.stats.bytesOut.Add(uint64(len(p) - len(z))) // Stats count messages uncompressed
+		}
+	} else {
+		err = c.writeQueuedFrame(op, 0, true, p)
+	}
+	s.trim()
+	sinks.Put(s)
+	return err
+}
+
+// preparedFrame returns the frame of pm to send on c: compressed for a
+// connection with permessage-deflate (built once, by the first that needs
+// it, at that server's level), else the plain one.
+func (c *Conn) preparedFrame(pm *PreparedMessage) (frame []byte, compressed bool) {
+	cfg := &c.loop.srv.cfg.Compression
+	if !c.dfl.on || pm.n < cfg.Threshold {
+		return pm.frame, false
+	}
+	pm.zonce.Do(func() { pm.zframe = deflateFrame(pm.op, pm.frame[len(pm.frame)-pm.n:], cfg.Level) })
+	if pm.zframe == nil {
+		return pm.frame, false
+	}
+	return pm.zframe, true
+}
+
+// deflateFrame returns a whole server frame of p compressed with no
+// window, or nil when compression does not make it smaller.
+func deflateFrame(op codec.Opcode, p []byte, level int) []byte {
+	s := sinks.Get().(*sink)
+	defer sinks.Put(s)
+	z, ok := s.deflate(p, level, nil)
+	if !ok {
+		s.trim()
+		return nil
+	}
+	h := codec.Header{Fin: true, Rsv: codec.Rsv1, Opcode: op}
+	frame := codec.AppendFrame(make([]byte, 0, codec.MaxHeaderLen+len(z)), h, z)
+	s.trim()
+	return frame
+}
+
+// loopDeflate is a loop's compression state: scratch space, and one
+// decompressor and one compressor kept from message to message. They belong
+// to the loop, not to a connection (a loop runs one connection's message at
+// a time), so a busy loop never goes to a sync.Pool for them; they cost about
+// 40 KiB and 1 MiB per loop that has compressed or inflated a message.
+type loopDeflate struct {
+	src bytes.Reader  // the message being inflated
+	fr  io.ReadCloser // the decompressor, once one was needed
+	msg *[]byte       // spare buffer for inflated messages
+	out sink          // the compressor and its output, for writes on the loop
+}
+
+// reader returns the loop's decompressor reading src, primed with dict.
+func (z *loopDeflate) reader(src io.Reader, dict []byte) io.ReadCloser {
+	if z.fr == nil {
+		z.fr = pool.GetFlateReader(src, dict)
+	} else {
+		z.fr.(flate.Resetter).Reset(src, dict)
+	}
+	return z.fr
+}
+
+// getMsg returns a buffer for an inflated message, of capacity at least
+// hint when it comes from the pool.
+func (z *loopDeflate) getMsg(hint int) *[]byte {
+	if b := z.msg; b != nil {
+		z.msg = nil
+		return b
+	}
+	return pool.Get(hint)
+}
+
+// putMsg takes back a buffer from getMsg, keeping it unless it is over
+// maxSpare.
+func (z *loopDeflate) putMsg(b *[]byte) {
+	if z.msg != nil || cap(*b) > maxSpare {
+		pool.Put(b)
+		return
+	}
+	z.msg = b
+}
+
+// sink is a compressor with its output buffer (from package pool): an
+// io.Writer that appends.
+type sink struct {
+	b     *[]byte
+	fw    *flate.Writer // kept between messages, at level
+	level int
+}
+
+// sinks serve compression off the loops.
+var sinks = sync.Pool{New: func() any { return new(sink) }}
+
+func (s *sink) Write(p []byte) (int, error) {
+	n := 0
+	if s.b != nil {
+		n = len(*s.b)
+	}
+	s.b = pool.Grow(s.b, n+len(p))
+	copy((*s.b)[n:], p)
+	return len(p), nil
+}
+
+// deflate compresses p as one permessage-deflate message into s, emptied
+// first, with dict as the window of earlier messages: a sync flush with
+// the tail stripped (RFC 7692 §7.2.1). The result is valid until s is
+// used again. ok is false when it is not smaller than p.
+func (s *sink) deflate(p []byte, level int, dict []byte) (z []byte, ok bool) {
+	if s.b != nil {
+		*s.b = (*s.b)[:0]
+	}
+	switch {
+	case s.fw == nil || s.level != level:
+		if s.fw != nil {
+			pool.PutFlateWriter(s.fw, s.level)
+		}
+		s.fw, s.level = pool.GetFlateWriter(s, level, dict), level
+	default:
+		// ResetDict, not Reset: Reset would prime with the last dictionary.
+		s.fw.ResetDict(s, dict)
+	}
+	s.fw.Write(p) // a sink does not fail
+	s.fw.Flush()
+	if len(dict) > 0 {
+		s.fw.ResetDict(s, nil) // let go of the connection's window
+	}
+	z = *s.b
+	if !bytes.HasSuffix(z, deflateTail) {
+		return nil, false // not a flate stream we know; send it plain
+	}
+	z = z[:len(z)-len(deflateTail)]
+	return z, len(z) < len(p)
+}
+
+// trim drops an output buffer too big to keep between messages.
+func (s *sink) trim() {
+	if s.b != nil && cap(*s.b) > maxSpare {
+		pool.Put(s.b)
+		s.b = nil
+	}
+}
+
+// deliverDeflated inflates the compressed message just completed, checks
+// it and hands it to the handler (a FrameHandler gets it as one final
+// frame). On failure the connection is failed. Loop only.
+func (c *Conn) deliverDeflated() {
+	op := c.msgOp
+	c.msgOp, c.msgLen = 0, 0
+	out, err := c.inflate()
+	c.releaseMsg()
+	if err == nil && op == codec.OpText && !(c.utf8.Write(*out) && c.utf8.Done()) {
+		c.loop.z.putMsg(out)
+		err = codec.ErrInvalidUTF8
+	}
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	if c.loop.srv.frames != nil {
+		c.dispatchFrame(op, true, *out)
+	} else {
+		c.dispatchMessage(op, *out)
+	}
+	c.loop.z.putMsg(out)
+}
+
+// offerValue is the Sec-WebSocket-Extensions value a client sends: its
+// permessage-deflate offer, or "" with compression off. For the client role.
+func (z *CompressionConfig) offerValue() string {
+	if !z.Enabled {
+		return ""
+	}
+	return string(codec.AppendDeflateOffer(nil, z.offer()))
+}
+
+// acceptDeflate puts in force what the server answered to the client's
+// offer (resp.Validate has checked that it names nothing else); nothing
+// when the server declined. For the client role.
+func (c *Conn) acceptDeflate(resp *codec.Response) error {
+	z := &c.loop.srv.cfg.Compression
+	ext := resp.Header("Sec-WebSocket-Extensions")
+	if !z.Enabled || len(ext) == 0 {
+		return nil
+	}
+	p, err := codec.ParseDeflateResponse(ext, z.offer())
+	if err != nil {
+		return err
+	}
+	c.enableDeflate(p)
+	return nil
+}
