@@ -70,8 +70,12 @@ func newTestClient(t *testing.T, h Handler, cfg Config) *Client {
 	return cl
 }
 
-// nodeEchoServer starts testdata/echo_server.js and returns its URL.
-func nodeEchoServer(t *testing.T) string {
+// nodeEchoServer starts testdata/echo_server.js and returns its URL. The
+// server greets each connection with a text message naming the extensions
+// it negotiated.
+func nodeEchoServer(t *testing.T) string { return nodeServer(t, false) }
+
+func nodeServer(t *testing.T, deflate bool) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err == nil {
@@ -83,7 +87,11 @@ func nodeEchoServer(t *testing.T) string {
 		}
 		t.Skipf("node ws not installed: %v", err)
 	}
-	cmd := exec.Command(node, "echo_server.js")
+	args := []string{"echo_server.js"}
+	if deflate {
+		args = append(args, "deflate")
+	}
+	cmd := exec.Command(node, args...)
 	cmd.Dir = "testdata"
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -119,6 +127,11 @@ func TestEventLoopClientInterop(t *testing.T) {
 			c, err := cl.Dial(t.Context(), url, nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if srv.name == "node-ws" {
+				if m := rec.next(t); string(m.payload) != "extensions: none" {
+					t.Fatalf("node greeting %q", m.payload)
+				}
 			}
 			for _, n := range []int{0, 1, 125, 126, 4096, 16 << 10} {
 				for _, op := range []codec.Opcode{codec.OpText, codec.OpBinary} {
