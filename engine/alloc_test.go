@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -111,25 +110,7 @@ func rawUpgrade(t testing.TB, addr string) (net.Conn, *bufio.Reader) {
 
 // readEcho reads one unfragmented server frame of want bytes into buf.
 func readEcho(t testing.TB, br *bufio.Reader, buf []byte, want int) {
-	hdr, err := br.Peek(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 2
-	switch hdr[1] & 0x7F {
-	case 126:
-		n = 4
-	case 127:
-		n = 10
-	}
-	if _, err := io.ReadFull(br, buf[:n]); err != nil {
-		t.Fatal(err)
-	}
-	h, _, err := codec.DecodeFrameHeader(buf[:n])
-	if err != nil || !h.Fin || int(h.Length) != want {
-		t.Fatalf("echo header %+v %v, want %d bytes", h, err, want)
-	}
-	if _, err := io.ReadFull(br, buf[:want]); err != nil {
-		t.Fatal(err)
+	if h, _ := readServerFrame(t, br, buf); !h.Fin || int(h.Length) != want {
+		t.Fatalf("echo header %+v, want %d bytes", h, want)
 	}
 }

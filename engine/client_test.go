@@ -229,73 +229,20 @@ func TestEventLoopClientMany(t *testing.T) {
 }
 
 func TestEventLoopClientBadServer(t *testing.T) {
-	accept := func(key []byte) string { return string(codec.AppendAccept(nil, key)) }
-	tests := []struct {
-		name  string
-		serve func(c net.Conn, key []byte)
-		want  error
-		proto []string
-	}{
-		{
-			name:  "200 instead of 101",
-			serve: func(c net.Conn, _ []byte) { c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")) },
-			want:  codec.ErrResponseStatus,
-		},
-		{
-			name: "wrong accept key",
-			serve: func(c net.Conn, _ []byte) {
-				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"))
-			},
-			want: codec.ErrAccept,
-		},
-		{
-			name: "unoffered subprotocol",
-			serve: func(c net.Conn, key []byte) {
-				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: evil\r\nSec-WebSocket-Accept: " + accept(key) + "\r\n\r\n"))
-			},
-			proto: []string{"chat"},
-			want:  codec.ErrProtocolNotOffer,
-		},
-		{
-			name: "unoffered extension",
-			serve: func(c net.Conn, key []byte) {
-				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Extensions: permessage-deflate\r\nSec-WebSocket-Accept: " + accept(key) + "\r\n\r\n"))
-			},
-			want: codec.ErrExtensionNotOffer,
-		},
-		{
-			name:  "closed mid-handshake",
-			serve: func(c net.Conn, _ []byte) { c.Write([]byte("HTTP/1.1 101 Switching")) },
-			want:  errConnClosedMidHandshake,
-		},
-	}
 	cl := newTestClient(t, newClientRecorder(), Config{Loops: 1, HandshakeTimeout: 2 * time.Second})
-	for _, tt := range tests {
+	for _, tt := range badServers() {
 		t.Run(tt.name, func(t *testing.T) {
 			url := rawServer(t, func(c net.Conn) { tt.serve(c, readKey(c)) })
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
-			c, err := cl.Dial(ctx, url, &DialOptions{Subprotocols: tt.proto})
-			if err == nil {
-				t.Fatalf("Dial succeeded: %v", c)
-			}
-			if tt.want == errConnClosedMidHandshake {
-				if !strings.Contains(err.Error(), "connection closed") {
-					t.Fatalf("got %v", err)
-				}
-				return
-			}
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("got %v, want %v", err, tt.want)
-			}
+			_, err := cl.Dial(ctx, url, &DialOptions{Subprotocols: tt.proto})
+			checkBadServerErr(t, tt, err)
 		})
 	}
 	if st := cl.Stats(); st.Open != 0 {
 		t.Fatalf("connections left open: %d", st.Open)
 	}
 }
-
-var errConnClosedMidHandshake = errors.New("closed mid-handshake")
 
 func TestEventLoopClientMaskedServerFrame(t *testing.T) {
 	url := rawServer(t, func(c net.Conn) {

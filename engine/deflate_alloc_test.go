@@ -117,28 +117,11 @@ func rawUpgradeDeflate(t testing.TB, addr string) (net.Conn, *bufio.Reader) {
 // readDeflatedEcho reads one unfragmented compressed server frame into buf
 // and returns its payload length.
 func readDeflatedEcho(t testing.TB, br *bufio.Reader, buf []byte) int {
-	hdr, err := br.Peek(2)
-	if err != nil {
-		t.Fatal(err)
+	h, p := readServerFrame(t, br, buf)
+	if !h.Fin || h.Rsv != codec.Rsv1 {
+		t.Fatalf("echo header %+v, want a compressed frame", h)
 	}
-	n := 2
-	switch hdr[1] & 0x7F {
-	case 126:
-		n = 4
-	case 127:
-		n = 10
-	}
-	if _, err := io.ReadFull(br, buf[:n]); err != nil {
-		t.Fatal(err)
-	}
-	h, _, err := codec.DecodeFrameHeader(buf[:n])
-	if err != nil || !h.Fin || h.Rsv != codec.Rsv1 || int(h.Length) > len(buf) {
-		t.Fatalf("echo header %+v %v, want a compressed frame", h, err)
-	}
-	if _, err := io.ReadFull(br, buf[:h.Length]); err != nil {
-		t.Fatal(err)
-	}
-	return int(h.Length)
+	return len(p)
 }
 
 // TestDeflateConnMemory opens many idle connections in each mode and

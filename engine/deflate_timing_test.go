@@ -131,27 +131,7 @@ func benchUpgrade(b *testing.B, addr, ext string) (net.Conn, *bufio.Reader) {
 func benchReadFrame(b *testing.B, br *bufio.Reader, buf []byte) int {
 	total := 0
 	for {
-		hdr, err := br.Peek(2)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n := 2
-		switch hdr[1] & 0x7F {
-		case 126:
-			n = 4
-		case 127:
-			n = 10
-		}
-		if _, err := io.ReadFull(br, buf[:n]); err != nil {
-			b.Fatal(err)
-		}
-		h, _, err := codec.DecodeFrameHeader(buf[:n])
-		if err != nil || total+int(h.Length) > len(buf) {
-			b.Fatalf("echo header %+v %v", h, err)
-		}
-		if _, err := io.ReadFull(br, buf[total:total+int(h.Length)]); err != nil {
-			b.Fatal(err)
-		}
+		h, _ := readServerFrame(b, br, buf[total:])
 		total += int(h.Length)
 		if h.Fin {
 			return total

@@ -213,66 +213,75 @@ func readKey(c net.Conn) []byte {
 	}
 }
 
-func TestClientBadServer(t *testing.T) {
+// badServer is a server that answers the upgrade request wrongly; both
+// clients must fail their dial with want.
+type badServer struct {
+	name  string
+	serve func(c net.Conn, key []byte)
+	want  error // errMidHandshake: closed before the response was complete
+	proto []string
+}
+
+var errMidHandshake = errors.New("closed mid-handshake")
+
+func badServers() []badServer {
 	accept := func(key []byte) string { return string(codec.AppendAccept(nil, key)) }
-	tests := []struct {
-		name string
-		// serve answers the upgrade request.
-		serve func(c net.Conn, key []byte)
-		want  error
-		proto []string
-	}{
+	upgrade := func(c net.Conn, extra string, key []byte) {
+		c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + extra + "Sec-WebSocket-Accept: " + accept(key) + "\r\n\r\n"))
+	}
+	return []badServer{
 		{
 			name:  "200 instead of 101",
 			serve: func(c net.Conn, _ []byte) { c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")) },
 			want:  codec.ErrResponseStatus,
 		},
 		{
-			name: "wrong accept key",
-			serve: func(c net.Conn, _ []byte) {
-				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"))
-			},
-			want: codec.ErrAccept,
+			name:  "wrong accept key",
+			serve: func(c net.Conn, _ []byte) { upgrade(c, "", []byte("not the key")) },
+			want:  codec.ErrAccept,
 		},
 		{
-			name: "unoffered subprotocol",
-			serve: func(c net.Conn, key []byte) {
-				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: evil\r\nSec-WebSocket-Accept: " + accept(key) + "\r\n\r\n"))
-			},
+			name:  "unoffered subprotocol",
+			serve: func(c net.Conn, key []byte) { upgrade(c, "Sec-WebSocket-Protocol: evil\r\n", key) },
 			proto: []string{"chat"},
 			want:  codec.ErrProtocolNotOffer,
 		},
 		{
-			name: "unoffered extension",
-			serve: func(c net.Conn, key []byte) {
-				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Extensions: permessage-deflate\r\nSec-WebSocket-Accept: " + accept(key) + "\r\n\r\n"))
-			},
-			want: codec.ErrExtensionNotOffer,
+			name:  "unoffered extension",
+			serve: func(c net.Conn, key []byte) { upgrade(c, "Sec-WebSocket-Extensions: permessage-deflate\r\n", key) },
+			want:  codec.ErrExtensionNotOffer,
 		},
 		{
 			name:  "closed mid-handshake",
 			serve: func(c net.Conn, _ []byte) { c.Write([]byte("HTTP/1.1 101 Switching")) },
-			want:  errors.ErrUnsupported, // checked by message below
+			want:  errMidHandshake,
 		},
 	}
-	for _, tt := range tests {
+}
+
+// checkBadServerErr checks a failed dial's error against the case.
+func checkBadServerErr(t *testing.T, tt badServer, err error) {
+	t.Helper()
+	switch {
+	case err == nil:
+		t.Fatal("Dial succeeded")
+	case tt.want == errMidHandshake:
+		if !strings.Contains(err.Error(), "closed") {
+			t.Fatalf("got %v, want a closed-mid-handshake error", err)
+		}
+	case !errors.Is(err, tt.want):
+		t.Fatalf("got %v, want %v", err, tt.want)
+	}
+}
+
+func TestClientBadServer(t *testing.T) {
+	for _, tt := range badServers() {
 		t.Run(tt.name, func(t *testing.T) {
 			url := rawServer(t, func(c net.Conn) { tt.serve(c, readKey(c)) })
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
 			_, err := Dial(ctx, url, &DialOptions{Subprotocols: tt.proto})
-			if err == nil {
-				t.Fatal("Dial succeeded")
-			}
-			if tt.want == errors.ErrUnsupported {
-				if !strings.Contains(err.Error(), "server closed before the response was complete") {
-					t.Fatalf("got %v", err)
-				}
-				return
-			}
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("got %v, want %v", err, tt.want)
-			}
+			checkBadServerErr(t, tt, err)
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -549,3 +550,31 @@ func (p *coderPeer) CloseHandshake(code codec.StatusCode, reason string) (*codec
 }
 
 func (p *coderPeer) Drop() { p.c.CloseNow() }
+
+// readServerFrame reads one unmasked server frame into buf (which must hold
+// its payload) and returns its header and payload.
+func readServerFrame(t testing.TB, br *bufio.Reader, buf []byte) (codec.Header, []byte) {
+	t.Helper()
+	hdr, err := br.Peek(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 2
+	switch hdr[1] & 0x7F {
+	case 126:
+		n = 4
+	case 127:
+		n = 10
+	}
+	if _, err := io.ReadFull(br, buf[:n]); err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := codec.DecodeFrameHeader(buf[:n])
+	if err != nil || h.Masked || h.Length > int64(len(buf)) {
+		t.Fatalf("server frame header %+v %v (buffer %d)", h, err, len(buf))
+	}
+	if _, err := io.ReadFull(br, buf[:h.Length]); err != nil {
+		t.Fatal(err)
+	}
+	return h, buf[:h.Length]
+}
