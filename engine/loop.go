@@ -22,10 +22,12 @@ type loop struct {
 	conns *Conn // open and handshaking connections, for broadcast and shutdown
 
 	// Scratch space for building frames written straight from the loop.
-	hdr  [2 * 14]byte
-	iov  [][]byte
-	out  []byte // handshake requests and responses
-	mbuf []byte // masked copies of client frames
+	hdr       [2 * 14]byte
+	iov       [][]byte
+	out       []byte // handshake requests and responses
+	mbuf      []byte // masked copies of client frames
+	batch     []byte // frames written during the current OnTraffic (write.go)
+	batchConn *Conn  // whose frames batch holds
 
 	z loopDeflate // compression scratch (deflate.go)
 

@@ -360,6 +360,7 @@ func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
 		act = c.readFrames()
 	}
 	c.inTraffic = false
+	c.flushBatch()
 	if c.state == stateClosed {
 		// gnet closed the socket under us (a failed write); OnClose was
 		// held back until the callback returned.
@@ -385,6 +386,9 @@ func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 	l.wheel.remove(c)
 	l.unlink(c)
 	l.stats.open.Add(-1)
+	if l.batchConn == c {
+		l.batch, l.batchConn = l.batch[:0], nil // never to reach another connection
+	}
 	c.releaseMsg()
 	c.releaseDeflate()
 	if prev == stateHandshake && c.client {

@@ -125,23 +125,40 @@ func (c *Conn) writeFrameLoop(op codec.Opcode, rsv byte, fin bool, p []byte, con
 	if c.client {
 		h.Masked, h.Mask = true, newMaskKey()
 	}
-	hdr := codec.AppendFrameHeader(l.hdr[:0], h)
 	if !control && srv.cfg.OutboundPolicy == OutboundReject &&
-		c.gc.OutboundBuffered()+len(hdr)+len(p) > srv.cfg.MaxOutbound {
+		c.gc.OutboundBuffered()+len(l.batch)+h.Len()+len(p) > srv.cfg.MaxOutbound {
 		return ErrOutboundFull
 	}
+	if c.inTraffic && len(p) <= batchMax {
+		// Inside this connection's OnTraffic: gather the frame with the
+		// others its callbacks write, for one syscall when OnTraffic ends
+		// (a read that carried several messages gets one write back). The
+		// copy keeps WriteMessage's promise that p may be reused at once,
+		// and costs far less than the write it saves.
+		l.batch = codec.AppendFrame(l.batch, h, p) // masks the copy for a client
+		l.batchConn = c
+		l.stats.countOut(op, fin, len(p))
+		if len(l.batch) >= batchFlush {
+			return c.flushBatch()
+		}
+		return nil
+	}
+	if err := c.flushBatch(); err != nil {
+		return err
+	}
 	var err error
-	if c.client && len(p) > 0 {
+	switch {
+	case c.client && len(p) > 0:
 		// The caller's payload must not change, so it is masked in a copy.
 		l.mbuf = codec.AppendFrame(l.mbuf[:0], h, p)
 		_, err = c.gc.Write(l.mbuf)
 		if cap(l.mbuf) > maxSpare {
 			l.mbuf = nil
 		}
-	} else if len(p) == 0 {
-		_, err = c.gc.Write(hdr)
-	} else {
-		l.iov = append(l.iov[:0], hdr, p)
+	case len(p) == 0:
+		_, err = c.gc.Write(codec.AppendFrameHeader(l.hdr[:0], h))
+	default:
+		l.iov = append(l.iov[:0], codec.AppendFrameHeader(l.hdr[:0], h), p)
 		_, err = c.gc.Writev(l.iov)
 		l.iov[0], l.iov[1] = nil, nil
 	}
@@ -149,6 +166,36 @@ func (c *Conn) writeFrameLoop(op codec.Opcode, rsv byte, fin bool, p []byte, con
 		return err // gnet has closed the connection; OnClose follows
 	}
 	l.stats.countOut(op, fin, len(p))
+	return c.afterWrite()
+}
+
+// Write batching inside OnTraffic: frames with payloads up to batchMax are
+// gathered; the batch is written when it reaches batchFlush and when
+// OnTraffic ends. Larger payloads go out zero-copy with Writev.
+const (
+	batchMax   = 16 << 10
+	batchFlush = 256 << 10
+)
+
+// flushBatch writes the frames gathered for c during its OnTraffic. Loop
+// only. A callback may write to other connections of the loop meanwhile:
+// those writes go straight out and leave c's batch alone.
+func (c *Conn) flushBatch() error {
+	l := c.loop
+	if l.batchConn != c || len(l.batch) == 0 {
+		return nil // the batch, if any, is another connection's
+	}
+	b := l.batch
+	l.batch, l.batchConn = l.batch[:0], nil
+	if cap(b) > maxSpare {
+		l.batch = nil // do not keep a burst's worth between reads
+	}
+	if c.state == stateClosed {
+		return ErrClosed
+	}
+	if _, err := c.gc.Write(b); err != nil {
+		return err // gnet has closed the connection; OnClose follows
+	}
 	return c.afterWrite()
 }
 
