@@ -171,14 +171,16 @@ func (c *Conn) readResponse() gnet.Action {
 		c.setCloseErr(fmt.Errorf("gale: handshake: %w", err))
 		return gnet.Close // OnClose reports the error to Dial
 	}
-	c.subprotocol = string(resp.Protocol)
+	if len(resp.Protocol) > 0 {
+		c.extra().subprotocol = string(resp.Protocol)
+	}
 	c.gc.Discard(n)
 	c.releaseHandshake()
 
 	l := c.loop
 	c.state = stateOpen
 	l.stats.upgrades.Add(1)
-	c.lastRead, c.lastPing = l.wheel.now, l.wheel.now
+	c.lastRead, c.lastPing = l.stamp(), l.stamp()
 	c.armKeepalive()
 	c.dispatchOpen()
 	d.done <- dialResult{conn: c}

@@ -24,63 +24,102 @@ const (
 // any goroutine. Fields are owned by the connection's event loop unless
 // marked otherwise.
 type Conn struct {
-	gc    gnet.Conn
-	loop  *loop
-	state connState
+	gc   gnet.Conn
+	loop *loop
 
-	client    bool // the client role: our frames are masked, the peer's must not be
-	inTraffic bool // inside OnTraffic for this connection
-	wantClose bool // close the socket when OnTraffic returns
-	notified  bool // Handler.OnClose has been called
+	// Fields are grouped so that small ones share words: an idle server
+	// holds one Conn per connection, and this keeps it in a 224-byte class.
+	state     connState
+	client    bool         // the client role: our frames are masked, the peer's must not be
+	inTraffic bool         // inside OnTraffic for this connection
+	wantClose bool         // close the socket when OnTraffic returns
+	notified  bool         // Handler.OnClose has been called
+	inFrame   bool         // a frame's payload is being read
+	maskPos   uint8        // key position for the next payload byte
+	msgOp     codec.Opcode // first frame's opcode while a message is in progress, else 0
 
-	// The frame being read.
-	inFrame bool
-	maskPos uint8
-	h       codec.Header
-	rem     int64 // payload bytes of h not read yet
+	utf8 codec.UTF8Validator
+	// closed is set once a Close was sent or requested, or the socket is
+	// gone: writes from any goroutine check it.
+	closed atomic.Bool
 
-	// The message being read.
-	msgOp  codec.Opcode // first frame's opcode while a message is in progress, else 0
+	// The frame and the message being read.
+	h      codec.Header // h.Length counts down the payload bytes not read yet
 	msgLen int64
 	msg    *[]byte // reassembly buffer, from package pool while in use
-	utf8   codec.UTF8Validator
 
 	dfl deflateState // permessage-deflate (deflate.go); zero when off
 
 	hs *handshake // while upgrading
 
-	timer    timerLink
-	lastRead int64 // wheel tick of the last bytes received
-	lastPing int64 // wheel tick of the last ping sent
+	timer timerLink
+	// Wheel ticks, low 32 bits (differences are taken modulo 2³², so
+	// they hold for idle spans up to 2³¹ ticks: months at the finest tick).
+	lastRead uint32 // the last bytes received
+	lastPing uint32 // the last ping sent
 
 	lnext, lprev *Conn // the loop's list of connections
 
 	closeErr error            // why the connection is closing, for OnClose
 	sentCode codec.StatusCode // the code of the Close we sent, if any
 
-	raddr       net.Addr
+	raddr net.Addr
+	ctx   any
+	ext   *connExtra // what most connections never need
+
+	// Writes queued by other goroutines, flushed by the loop: created by
+	// the first such write, so a connection only written from its
+	// callbacks never pays for it.
+	q atomic.Pointer[outQueue]
+}
+
+// connExtra holds the rarely used parts of a connection, allocated when one
+// is needed. Written by the loop only, before the connection is handed to
+// anyone who reads them.
+type connExtra struct {
 	subprotocol string
-	ctx         any
+	work        *workQueue // with Config.Workers: events waiting for a worker
+}
 
-	// closed is set once a Close was sent or requested, or the socket is
-	// gone: writes from any goroutine check it.
-	closed atomic.Bool
-	// outbound is gnet's outbound buffer size as the loop last saw it, for
-	// backpressure checks by other goroutines.
-	outbound atomic.Int64
+// extra returns c's connExtra, creating it. Loop only.
+func (c *Conn) extra() *connExtra {
+	if c.ext == nil {
+		c.ext = new(connExtra)
+	}
+	return c.ext
+}
 
-	// Writes queued by other goroutines, flushed by the loop. Guarded by wmu.
+// outQueue holds what other goroutines queued for a connection until its
+// loop drains it. Guarded by wmu.
+type outQueue struct {
 	wmu    sync.Mutex
 	wq     *[]byte
 	queued bool
-	qclose *closeRequest
-	qabort error
-
 	// qdeflated: the queue holds a message compressed without the send
-	// window (deflate.go, dropTx). Guarded by wmu.
+	// window (deflate.go, dropTx).
 	qdeflated bool
+	qclose    *closeRequest
+	qabort    error
+	// outbound is gnet's outbound buffer size as the loop last saw it, for
+	// the backpressure checks of queued writes.
+	outbound atomic.Int64
+}
 
-	work *workQueue // with Config.Workers: events waiting for a worker
+// queue returns c's queue, creating it on first use.
+func (c *Conn) queue() *outQueue {
+	if q := c.q.Load(); q != nil {
+		return q
+	}
+	c.q.CompareAndSwap(nil, new(outQueue))
+	return c.q.Load()
+}
+
+// lenLocked returns the queued bytes.
+func (q *outQueue) lenLocked() int {
+	if q.wq == nil {
+		return 0
+	}
+	return len(*q.wq)
 }
 
 type closeRequest struct {
@@ -93,7 +132,12 @@ type closeRequest struct {
 func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 
 // Subprotocol returns the negotiated subprotocol, or "".
-func (c *Conn) Subprotocol() string { return c.subprotocol }
+func (c *Conn) Subprotocol() string {
+	if c.ext == nil {
+		return ""
+	}
+	return c.ext.subprotocol
+}
 
 // Context returns the value attached by Config.OnUpgrade or SetContext.
 // Like SetContext, it is meant for the connection's callbacks; from other
@@ -158,7 +202,7 @@ func (c *Conn) readFrames() gnet.Action {
 			}
 			c.gc.Discard(n)
 			avail -= int64(n)
-			c.h, c.rem, c.maskPos, c.inFrame = h, h.Length, 0, true
+			c.h, c.maskPos, c.inFrame = h, 0, true
 			if h.Opcode == codec.OpText || h.Opcode == codec.OpBinary {
 				c.msgOp, c.msgLen = h.Opcode, 0
 				c.utf8.Reset()
@@ -167,10 +211,10 @@ func (c *Conn) readFrames() gnet.Action {
 		}
 
 		if c.h.Opcode.IsControl() {
-			if avail < c.rem {
+			if avail < c.h.Length {
 				return gnet.None
 			}
-			n := int(c.rem)
+			n := int(c.h.Length)
 			var p []byte
 			if n > 0 {
 				p = c.peek(n)
@@ -190,9 +234,9 @@ func (c *Conn) readFrames() gnet.Action {
 		// Fast path: the whole frame is in gnet's buffer and no message is
 		// being reassembled, so it is delivered in place, unmasked, with no
 		// copy. A compressed message is always reassembled, then inflated.
-		if avail >= c.rem && (c.msg == nil || len(*c.msg) == 0) && !c.dfl.compressed &&
+		if avail >= c.h.Length && (c.msg == nil || len(*c.msg) == 0) && !c.dfl.compressed &&
 			(c.h.Fin && c.h.Opcode != codec.OpContinuation || srv.frames != nil) {
-			n := int(c.rem)
+			n := int(c.h.Length)
 			var p []byte
 			if n > 0 {
 				p = c.peek(n)
@@ -227,8 +271,8 @@ func (c *Conn) readFrames() gnet.Action {
 		}
 
 		// Slow path: copy what has arrived into the reassembly buffer.
-		k := min(avail, c.rem)
-		if k == 0 && c.rem > 0 {
+		k := min(avail, c.h.Length)
+		if k == 0 && c.h.Length > 0 {
 			return gnet.None
 		}
 		if k > 0 {
@@ -241,9 +285,9 @@ func (c *Conn) readFrames() gnet.Action {
 			}
 			c.appendMsg(p)
 			c.gc.Discard(int(k))
-			c.rem -= k
+			c.h.Length -= k
 			c.msgLen += k
-			if c.rem > 0 {
+			if c.h.Length > 0 {
 				return gnet.None
 			}
 		}

@@ -69,24 +69,25 @@ func (c *Conn) writePreparedLoop(pm *PreparedMessage) error {
 func (c *Conn) writeQueuedRaw(pm *PreparedMessage) error {
 	cfg := &c.loop.srv.cfg
 	frame, deflated := c.preparedFrame(pm)
-	c.wmu.Lock()
+	q := c.queue()
+	q.wmu.Lock()
 	if c.closed.Load() {
-		c.wmu.Unlock()
+		q.wmu.Unlock()
 		return ErrClosed
 	}
-	if int(c.outbound.Load())+c.queuedLenLocked()+len(frame) > cfg.MaxOutbound {
+	if int(q.outbound.Load())+q.lenLocked()+len(frame) > cfg.MaxOutbound {
 		if cfg.OutboundPolicy == OutboundReject {
-			c.wmu.Unlock()
+			q.wmu.Unlock()
 			return ErrOutboundFull
 		}
 		c.closed.Store(true)
-		c.qabort = ErrSlowReader
-		c.enqueueLocked()
+		q.qabort = ErrSlowReader
+		c.enqueueLocked(q)
 		return ErrSlowReader
 	}
-	c.wq = appendQueued(c.wq, frame)
-	c.qdeflated = c.qdeflated || deflated
-	c.enqueueLocked()
+	q.wq = appendQueued(q.wq, frame)
+	q.qdeflated = q.qdeflated || deflated
+	c.enqueueLocked(q)
 	c.loop.stats.countOut(pm.op, true, pm.n)
 	return nil
 }

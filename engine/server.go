@@ -235,12 +235,13 @@ func (s *Server) runTicker() {
 func (c *Conn) armKeepalive() {
 	l := c.loop
 	cfg := &l.srv.cfg
+	now := l.wheel.now
 	var next int64
 	if cfg.IdleTimeout > 0 {
-		next = c.lastRead + l.srv.ticks(cfg.IdleTimeout)
+		next = now - c.since(c.lastRead) + l.srv.ticks(cfg.IdleTimeout)
 	}
 	if cfg.PingInterval > 0 {
-		p := max(c.lastRead, c.lastPing) + l.srv.ticks(cfg.PingInterval)
+		p := now - min(c.since(c.lastRead), c.since(c.lastPing)) + l.srv.ticks(cfg.PingInterval)
 		if next == 0 || p < next {
 			next = p
 		}
@@ -252,24 +253,29 @@ func (c *Conn) armKeepalive() {
 	}
 }
 
+// since returns the ticks from the (32-bit) tick t to now.
+func (c *Conn) since(t uint32) int64 { return int64(uint32(c.loop.wheel.now) - t) }
+
+// stamp returns the current tick in the 32 bits a Conn keeps.
+func (l *loop) stamp() uint32 { return uint32(l.wheel.now) }
+
 // onTimer runs when the connection's tick comes. Loop only.
 func (c *Conn) onTimer() {
 	l := c.loop
 	cfg := &l.srv.cfg
-	now := l.wheel.now
 	switch c.state {
 	case stateHandshake:
 		c.abort(ErrHandshakeTimeout)
 	case stateClosing:
 		c.abort(ErrCloseTimeout)
 	case stateOpen:
-		if cfg.IdleTimeout > 0 && now-c.lastRead >= l.srv.ticks(cfg.IdleTimeout) {
+		if cfg.IdleTimeout > 0 && c.since(c.lastRead) >= l.srv.ticks(cfg.IdleTimeout) {
 			c.sendClose(codec.StatusGoingAway, "idle timeout")
 			c.abort(ErrIdleTimeout)
 			return
 		}
-		if cfg.PingInterval > 0 && now-max(c.lastRead, c.lastPing) >= l.srv.ticks(cfg.PingInterval) {
-			c.lastPing = now
+		if cfg.PingInterval > 0 && min(c.since(c.lastRead), c.since(c.lastPing)) >= l.srv.ticks(cfg.PingInterval) {
+			c.lastPing = l.stamp()
 			if c.writeLoop(codec.OpPing, true, nil, true) != nil {
 				return
 			}
@@ -346,7 +352,7 @@ func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
 	}
 	l := c.loop
 	l.enter()
-	c.lastRead = l.wheel.now
+	c.lastRead = l.stamp()
 	c.inTraffic = true
 	var act gnet.Action
 	switch c.state {
@@ -395,13 +401,15 @@ func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 		c.dialFailed(err)
 	}
 	c.releaseHandshake()
-	c.wmu.Lock()
-	if c.wq != nil {
-		pool.Put(c.wq)
-		c.wq = nil
+	if q := c.q.Load(); q != nil {
+		q.wmu.Lock()
+		if q.wq != nil {
+			pool.Put(q.wq)
+			q.wq = nil
+		}
+		q.qclose = nil
+		q.wmu.Unlock()
 	}
-	c.qclose = nil
-	c.wmu.Unlock()
 	if prev == stateHandshake {
 		return gnet.None
 	}

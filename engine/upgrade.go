@@ -124,7 +124,9 @@ func (c *Conn) readHandshake() gnet.Action {
 	if deflate {
 		c.enableDeflate(dp)
 	}
-	c.subprotocol = ur.Subprotocol
+	if ur.Subprotocol != "" {
+		c.extra().subprotocol = ur.Subprotocol
+	}
 	c.ctx = ur.Context
 	c.gc.Discard(n)
 	c.releaseHandshake()
@@ -132,7 +134,7 @@ func (c *Conn) readHandshake() gnet.Action {
 	l := c.loop
 	c.state = stateOpen
 	l.stats.upgrades.Add(1)
-	c.lastRead, c.lastPing = l.wheel.now, l.wheel.now
+	c.lastRead, c.lastPing = l.stamp(), l.stamp()
 	c.armKeepalive()
 	c.dispatchOpen()
 	// A Close from OnOpen leaves stateClosing: wait for the peer's answer.

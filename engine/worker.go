@@ -65,7 +65,7 @@ func (wp *workerPool) run() {
 
 // drain runs c's events until its queue is empty.
 func (wp *workerPool) drain(c *Conn) {
-	q := c.work
+	q := c.ext.work
 	for {
 		q.mu.Lock()
 		if len(q.events) == 0 {
@@ -121,10 +121,11 @@ func (c *Conn) toWorker(kind eventKind, op codec.Opcode, fin bool, p []byte) {
 		data = pool.Get(len(p))
 		copy(*data, p)
 	}
-	if c.work == nil {
-		c.work = &workQueue{}
+	x := c.extra()
+	if x.work == nil {
+		x.work = &workQueue{}
 	}
-	q := c.work
+	q := x.work
 	q.mu.Lock()
 	if len(q.events) >= srv.cfg.WorkerQueue {
 		q.mu.Unlock()
@@ -147,10 +148,11 @@ func (c *Conn) toWorker(kind eventKind, op codec.Opcode, fin bool, p []byte) {
 // closeToWorker queues OnClose behind the connection's other events.
 func (c *Conn) closeToWorker(err error) {
 	srv := c.loop.srv
-	if c.work == nil {
-		c.work = &workQueue{}
+	x := c.extra()
+	if x.work == nil {
+		x.work = &workQueue{}
 	}
-	q := c.work
+	q := x.work
 	q.mu.Lock()
 	q.events = append(q.events, event{kind: eventClose, err: err})
 	start := !q.running
@@ -163,12 +165,13 @@ func (c *Conn) closeToWorker(err error) {
 
 // failFromWorker closes the connection with 1011 from a worker goroutine.
 func (c *Conn) failFromWorker(err error) {
-	c.wmu.Lock()
+	q := c.queue()
+	q.wmu.Lock()
 	if c.closed.Load() {
-		c.wmu.Unlock()
+		q.wmu.Unlock()
 		return
 	}
 	c.closed.Store(true)
-	c.qclose = &closeRequest{code: codec.StatusInternalError, err: err}
-	c.enqueueLocked()
+	q.qclose = &closeRequest{code: codec.StatusInternalError, err: err}
+	c.enqueueLocked(q)
 }

@@ -73,14 +73,15 @@ func (c *Conn) Close(code codec.StatusCode, reason string) error {
 		c.closed.Store(true)
 		return nil
 	}
-	c.wmu.Lock()
+	q := c.queue()
+	q.wmu.Lock()
 	if c.closed.Load() {
-		c.wmu.Unlock()
+		q.wmu.Unlock()
 		return ErrClosed
 	}
 	c.closed.Store(true)
-	c.qclose = &closeRequest{code: code, reason: reason}
-	c.enqueueLocked()
+	q.qclose = &closeRequest{code: code, reason: reason}
+	c.enqueueLocked(q)
 	return nil
 }
 
@@ -88,16 +89,19 @@ func (c *Conn) Close(code codec.StatusCode, reason string) error {
 // by the kernel: gnet's outbound buffer plus writes queued by other
 // goroutines.
 func (c *Conn) Buffered() int {
-	c.wmu.Lock()
 	n := 0
-	if c.wq != nil {
-		n = len(*c.wq)
+	if q := c.q.Load(); q != nil {
+		q.wmu.Lock()
+		n = q.lenLocked()
+		q.wmu.Unlock()
 	}
-	c.wmu.Unlock()
 	if c.loop.onLoop() && c.state != stateClosed {
 		return n + c.gc.OutboundBuffered()
 	}
-	return n + int(c.outbound.Load())
+	if q := c.q.Load(); q != nil {
+		n += int(q.outbound.Load())
+	}
+	return n
 }
 
 func (c *Conn) write(op codec.Opcode, fin bool, p []byte) error {
@@ -205,7 +209,9 @@ func (c *Conn) afterWrite() error {
 		return ErrClosed
 	}
 	buffered := c.gc.OutboundBuffered()
-	c.outbound.Store(int64(buffered))
+	if q := c.q.Load(); q != nil {
+		q.outbound.Store(int64(buffered))
+	}
 	if buffered > c.loop.srv.cfg.MaxOutbound && c.loop.srv.cfg.OutboundPolicy == OutboundClose {
 		c.abort(ErrSlowReader)
 		return ErrSlowReader
@@ -245,42 +251,36 @@ func (c *Conn) writeQueuedFrame(op codec.Opcode, rsv byte, fin bool, p []byte) e
 		h.Masked, h.Mask = true, newMaskKey()
 	}
 	need := h.Len() + len(p)
-	c.wmu.Lock()
+	q := c.queue()
+	q.wmu.Lock()
 	if c.closed.Load() {
-		c.wmu.Unlock()
+		q.wmu.Unlock()
 		return ErrClosed
 	}
-	if int(c.outbound.Load())+c.queuedLenLocked()+need > cfg.MaxOutbound {
+	if int(q.outbound.Load())+q.lenLocked()+need > cfg.MaxOutbound {
 		if cfg.OutboundPolicy == OutboundReject {
-			c.wmu.Unlock()
+			q.wmu.Unlock()
 			return ErrOutboundFull
 		}
 		c.closed.Store(true)
-		c.qabort = ErrSlowReader
-		c.enqueueLocked()
+		q.qabort = ErrSlowReader
+		c.enqueueLocked(q)
 		return ErrSlowReader
 	}
 	var n int
-	c.wq, n = growQueued(c.wq, need)
-	*c.wq = codec.AppendFrame((*c.wq)[:n], h, p)
-	c.qdeflated = c.qdeflated || rsv != 0
-	c.enqueueLocked()
+	q.wq, n = growQueued(q.wq, need)
+	*q.wq = codec.AppendFrame((*q.wq)[:n], h, p)
+	q.qdeflated = q.qdeflated || rsv != 0
+	c.enqueueLocked(q)
 	c.loop.stats.countOut(op, fin, len(p))
 	return nil
 }
 
-func (c *Conn) queuedLenLocked() int {
-	if c.wq == nil {
-		return 0
-	}
-	return len(*c.wq)
-}
-
-// enqueueLocked schedules a drain if none is pending and unlocks c.wmu.
-func (c *Conn) enqueueLocked() {
-	first := !c.queued
-	c.queued = true
-	c.wmu.Unlock()
+// enqueueLocked schedules a drain if none is pending and unlocks q.wmu.
+func (c *Conn) enqueueLocked(q *outQueue) {
+	first := !q.queued
+	q.queued = true
+	q.wmu.Unlock()
 	if first {
 		c.loop.wake(c)
 	}
@@ -289,10 +289,14 @@ func (c *Conn) enqueueLocked() {
 // flushQueue writes what other goroutines queued, then carries out a
 // queued close or abort. Loop only.
 func (c *Conn) flushQueue() {
-	c.wmu.Lock()
-	b, cl, abort, deflated := c.wq, c.qclose, c.qabort, c.qdeflated
-	c.wq, c.qclose, c.qabort, c.queued, c.qdeflated = nil, nil, nil, false, false
-	c.wmu.Unlock()
+	q := c.q.Load()
+	if q == nil {
+		return
+	}
+	q.wmu.Lock()
+	b, cl, abort, deflated := q.wq, q.qclose, q.qabort, q.qdeflated
+	q.wq, q.qclose, q.qabort, q.queued, q.qdeflated = nil, nil, nil, false, false
+	q.wmu.Unlock()
 	if b != nil {
 		if c.state == stateOpen {
 			if _, err := c.gc.Write(*b); err == nil {
