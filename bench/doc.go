@@ -1,6 +1,13 @@
-// Package bench is Gale's benchmark suite: Gale and its peers (gorilla,
-// gws, nbio, gobwas) through the same scenarios in one run. It is its own
-// module so that the peers never become dependencies of the engine.
+// Command bench is Gale's benchmark suite: it runs Gale and its peers
+// (gorilla, gws, nbio, gobwas) through the same scenarios in one run,
+// interleaved, each server in its own process so that its CPU time and
+// memory can be read from the operating system, and writes the results to
+// docs/benchmarks.md.
 //
-// The suite is not built yet; it needs the engine and the load generator.
-package bench
+//	cd bench && go run . -scenarios echo64,echo1k,echo16k,handshake,idle -rounds 3 -duration 5s
+//	cd bench && go run . -quick
+//
+// The servers are in cmd/benchserver, the load generator in package load.
+// The suite is its own module so that the peers never become dependencies
+// of the engine.
+package main

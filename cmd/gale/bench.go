@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +30,8 @@ modes:
   echo       connections send messages and verify every echo: msgs/s, MB/s, latency
   handshake  workers open, upgrade and close connections: handshakes/s
   idle       open connections and hold them: the server's RSS per connection
+  broadcast  one connection sends, the server sends each message to every
+             connection (it must broadcast what it receives): deliveries/s
 
 Run "gale bench MODE -h" for the flags of a mode.
 `
@@ -50,6 +54,12 @@ type benchResult struct {
 	P99us       float64 `json:"p99_us"`
 	MaxUs       float64 `json:"max_us"`
 	Errors      uint64  `json:"errors"`
+	Compress    bool    `json:"compress,omitempty"`
+	Distinct    int     `json:"distinct,omitempty"`
+
+	// broadcast: messages sent by the one sender; Msgs and MsgsPerS count
+	// deliveries (a message received by one connection).
+	Broadcasts uint64 `json:"broadcasts,omitempty"`
 
 	// idle
 	Held            int     `json:"held,omitempty"`
@@ -57,10 +67,48 @@ type benchResult struct {
 	ServerRSSAfter  int64   `json:"server_rss_after_kb,omitempty"`
 	RSSPerConn      float64 `json:"rss_per_conn_bytes,omitempty"`
 	IdleCPUPercent  float64 `json:"server_idle_cpu_percent,omitempty"`
+	Alive           int     `json:"alive,omitempty"` // idle connections still echoing at the end
 
 	// server CPU over the measured window, when -pid is given
 	ServerCPUs      float64 `json:"server_cpu_s,omitempty"`
 	ServerCPUPerMsg float64 `json:"server_cpu_us_per_msg,omitempty"`
+	// ServerRSS is the server's RSS at the end of the window (KiB).
+	ServerRSS int64 `json:"server_rss_kb,omitempty"`
+	// This process's CPU time over the window, and how busy all the
+	// machine's CPUs were (100 = every CPU), so that a caller can tell
+	// other processes' noise from the server's and the client's work.
+	ClientCPUs  float64 `json:"client_cpu_s,omitempty"`
+	HostBusyPct float64 `json:"host_busy_pct,omitempty"`
+	CPUs        int     `json:"cpus,omitempty"`
+}
+
+// snapshot is the CPU accounting at one edge of a measured window.
+type snapshot struct {
+	server, self      time.Duration
+	hostBusy, hostAll uint64
+}
+
+func takeSnapshot(pid int) snapshot {
+	s := snapshot{server: procCPU(pid), self: selfCPU()}
+	s.hostBusy, s.hostAll = hostCPU()
+	return s
+}
+
+// window fills in the CPU figures of r between s0 and s1 over ops
+// operations (messages, deliveries, handshakes).
+func (r *benchResult) window(pid int, s0, s1 snapshot, ops uint64) {
+	r.ClientCPUs = (s1.self - s0.self).Seconds()
+	r.CPUs = runtime.NumCPU()
+	if s1.hostAll > s0.hostAll {
+		r.HostBusyPct = 100 * float64(s1.hostBusy-s0.hostBusy) / float64(s1.hostAll-s0.hostAll)
+	}
+	if pid > 0 && s1.server >= s0.server {
+		r.ServerCPUs = (s1.server - s0.server).Seconds()
+		r.ServerRSS = procRSS(pid)
+		if ops > 0 {
+			r.ServerCPUPerMsg = float64((s1.server - s0.server).Nanoseconds()) / 1e3 / float64(ops)
+		}
+	}
 }
 
 func bench(args []string, stdout, stderr io.Writer) int {
@@ -76,6 +124,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		return benchHandshake(args[1:], stdout, stderr)
 	case "idle":
 		return benchIdle(args[1:], stdout, stderr)
+	case "broadcast":
+		return benchBroadcast(args[1:], stdout, stderr)
 	case "idle-child":
 		return benchIdleChild(args[1:], stdout, stderr)
 	default:
@@ -91,6 +141,7 @@ type common struct {
 	duration time.Duration
 	loops    int
 	sources  int
+	first    int
 	pid      int
 	json     bool
 }
@@ -101,6 +152,7 @@ func (c *common) register(fs *flag.FlagSet, conns int, dur time.Duration) {
 	fs.DurationVar(&c.duration, "duration", dur, "measured time")
 	fs.IntVar(&c.loops, "loops", 0, "client event loops (0: one per CPU)")
 	fs.IntVar(&c.sources, "sources", 0, "spread connections over this many source addresses 127.0.0.2… (0: 127.0.0.1, or enough for -conns)")
+	fs.IntVar(&c.first, "first-source", 2, "the first source address with -sources: 127.0.0.N")
 	fs.IntVar(&c.pid, "pid", 0, "server process id, to report its CPU time (and RSS for idle) from /proc")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object instead of a Markdown table")
 }
@@ -115,7 +167,8 @@ func (c *common) dialOptions(i int) *engine.DialOptions {
 	if sources <= 0 {
 		return nil
 	}
-	ip := net.IPv4(127, 0, byte((2+i%sources)>>8), byte(2+i%sources))
+	n := c.first + i%sources
+	ip := net.IPv4(127, 0, byte(n>>8), byte(n))
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
 	return &engine.DialOptions{NetDial: d.DialContext}
 }
@@ -148,40 +201,68 @@ func dialAll(ctx context.Context, cl *engine.Client, c *common, n, offset int, f
 // callbacks run on the client's event loops.
 type echoLoad struct {
 	engine.BaseHandler
-	op      codec.Opcode
-	payload []byte
-	depth   int
-	phase   atomic.Int32 // 0 warm-up, 1 measuring, 2 stopping
-	msgs    atomic.Uint64
-	errors  atomic.Uint64
-	hist    histogram
+	op       codec.Opcode
+	payloads [][]byte // sent in turn on each connection
+	depth    int
+	phase    atomic.Int32 // 0 warm-up, 1 measuring, 2 stopping
+	msgs     atomic.Uint64
+	errors   atomic.Uint64
+	hist     histogram
 }
 
-// inflight is a connection's FIFO of send times.
+// inflight is a connection's FIFO of send times and of which payload was
+// sent.
 type inflight struct {
 	sent       []time.Time
+	which      []int
 	head, size int
+	next       int // the payload to send next
 }
 
+// OnOpen only prepares the connection: traffic starts once every
+// connection is up (start), so that late dials do not wait behind the echo
+// traffic of the early ones (at 15,000 connections the dials otherwise
+// stretch to most of a minute).
 func (e *echoLoad) OnOpen(c *engine.Conn) {
-	st := &inflight{sent: make([]time.Time, e.depth)}
-	c.SetContext(st)
-	for range e.depth {
-		e.send(c, st)
+	c.SetContext(&inflight{sent: make([]time.Time, e.depth), which: make([]int, e.depth)})
+}
+
+// start sends every connection's first depth messages. A connection's state
+// is complete before its first write, and the loop touches it only when an
+// echo arrives, which the write's queue orders after this goroutine's stores.
+func (e *echoLoad) start(conns []*engine.Conn) {
+	now := time.Now()
+	for _, c := range conns {
+		if c == nil {
+			continue // its dial failed and was counted
+		}
+		st := c.Context().(*inflight)
+		for k := range e.depth {
+			st.sent[k], st.which[k] = now, k%len(e.payloads)
+		}
+		st.size, st.next = e.depth, e.depth%len(e.payloads)
+		for k := range e.depth {
+			if err := c.WriteMessage(e.op, e.payloads[k%len(e.payloads)]); err != nil {
+				e.errors.Add(1)
+			}
+		}
 	}
 }
 
 func (e *echoLoad) send(c *engine.Conn, st *inflight) {
-	st.sent[(st.head+st.size)%len(st.sent)] = time.Now()
+	i := (st.head + st.size) % len(st.sent)
+	st.sent[i], st.which[i] = time.Now(), st.next
 	st.size++
-	if err := c.WriteMessage(e.op, e.payload); err != nil {
+	p := e.payloads[st.next]
+	st.next = (st.next + 1) % len(e.payloads)
+	if err := c.WriteMessage(e.op, p); err != nil {
 		e.errors.Add(1)
 	}
 }
 
 func (e *echoLoad) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
 	st := c.Context().(*inflight)
-	if st.size == 0 || op != e.op || !bytes.Equal(p, e.payload) {
+	if st.size == 0 || op != e.op || !bytes.Equal(p, e.payloads[st.which[st.head]]) {
 		e.errors.Add(1) // an echo we did not ask for, or altered
 		return
 	}
@@ -213,22 +294,28 @@ func benchEcho(args []string, stdout, stderr io.Writer) int {
 	binary := fs.Bool("binary", false, "binary messages (default text)")
 	depth := fs.Int("depth", 1, "messages in flight per connection")
 	warmup := fs.Duration("warmup", time.Second, "unmeasured time before the measurement")
+	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover) and compress every message")
+	distinct := fs.Int("distinct", 8, "distinct messages each connection cycles through")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	load := &echoLoad{op: codec.OpText, payload: benchPayload(*size), depth: max(*depth, 1)}
+	load := &echoLoad{op: codec.OpText, payloads: benchPayloads(*size, max(*distinct, 1)), depth: max(*depth, 1)}
 	if *binary {
 		load.op = codec.OpBinary
 	}
-	cl, err := engine.NewClient(load, engine.Config{Loops: c.loops, MaxMessageSize: int64(*size) + 1<<20})
+	cfg := engine.Config{Loops: c.loops, MaxMessageSize: int64(*size) + 1<<20}
+	if *compress {
+		cfg.Compression = engine.CompressionConfig{Enabled: true, Threshold: 1}
+	}
+	cl, err := engine.NewClient(load, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "gale bench:", err)
 		return 2
 	}
 	var failed atomic.Uint64
-	dialAll(context.Background(), cl, &c, c.conns, 0, &failed)
+	load.start(dialAll(context.Background(), cl, &c, c.conns, 0, &failed))
 	time.Sleep(*warmup)
-	cpu0 := procCPU(c.pid)
+	s0 := takeSnapshot(c.pid)
 	load.hist.reset()
 	load.phase.Store(1)
 	start := time.Now()
@@ -238,36 +325,45 @@ func benchEcho(args []string, stdout, stderr io.Writer) int {
 	time.Sleep(c.duration)
 	load.phase.Store(2)
 	elapsed := time.Since(start).Seconds()
-	cpu1 := procCPU(c.pid)
+	s1 := takeSnapshot(c.pid)
 	stopProgress()
+	msgs := load.msgs.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	cl.Close(ctx)
 	cancel()
 
-	msgs := load.msgs.Load()
 	pct := load.hist.percentiles(0.5, 0.9, 0.99)
 	r := benchResult{
 		Mode: "echo", URL: c.url, Conns: c.conns, Size: *size, Depth: load.depth,
 		DurationS: elapsed, Msgs: msgs, MsgsPerS: float64(msgs) / elapsed,
 		MBPerS: float64(msgs) * float64(*size) / elapsed / 1e6,
 		P50us:  us(pct[0]), P90us: us(pct[1]), P99us: us(pct[2]), MaxUs: us(time.Duration(load.hist.max.Load())),
-		Errors: load.errors.Load() + failed.Load(),
+		Errors:   load.errors.Load() + failed.Load(),
+		Compress: *compress, Distinct: len(load.payloads),
 	}
-	if c.pid > 0 && cpu1 >= cpu0 && msgs > 0 {
-		r.ServerCPUs = (cpu1 - cpu0).Seconds()
-		r.ServerCPUPerMsg = float64((cpu1 - cpu0).Microseconds()) / float64(msgs)
-	}
+	r.window(c.pid, s0, s1, msgs)
 	return report(stdout, stderr, &r, c.json)
 }
 
-// benchPayload is size bytes of ASCII text (valid for text and binary).
-func benchPayload(size int) []byte {
-	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	p := make([]byte, size)
-	for i := range p {
-		p[i] = alphabet[(i*7)%len(alphabet)]
+// benchPayloads returns n distinct messages of size bytes each: words
+// drawn from a small vocabulary by a fixed-seed generator, so that they are
+// valid UTF-8 text and compress about as well as chat or JSON text does
+// (about 3:1 with deflate), not as well as a repeated pattern.
+func benchPayloads(size, n int) [][]byte {
+	words := strings.Fields(`the quick brown fox jumps over lazy dog message event user id name value
+		status ok error time stamp price count update channel room join leave hello world data {"type": "text"},
+		[1, 2, 3] true false null alpha beta gamma delta 0 42 1024 3.14`)
+	rng := rand.New(rand.NewPCG(6, 455))
+	out := make([][]byte, n)
+	for i := range out {
+		p := make([]byte, 0, size+16)
+		for len(p) < size {
+			p = append(p, words[rng.IntN(len(words))]...)
+			p = append(p, ' ')
+		}
+		out[i] = p[:size]
 	}
-	return p
+	return out
 }
 
 // closeWaiter is a handler that reports each connection's close.
@@ -295,7 +391,7 @@ func benchHandshake(args []string, stdout, stderr io.Writer) int {
 	var done, failed atomic.Uint64
 	var hist histogram
 	var stop atomic.Bool
-	cpu0 := procCPU(c.pid)
+	s0 := takeSnapshot(c.pid)
 	start := time.Now()
 	stopProgress := progress(stderr, func() string {
 		return fmt.Sprintf("%d handshakes, %.0f/s", done.Load(), float64(done.Load())/time.Since(start).Seconds())
@@ -331,7 +427,7 @@ func benchHandshake(args []string, stdout, stderr io.Writer) int {
 	stop.Store(true)
 	wg.Wait()
 	elapsed := time.Since(start).Seconds()
-	cpu1 := procCPU(c.pid)
+	s1 := takeSnapshot(c.pid)
 	stopProgress()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	cl.Close(ctx)
@@ -344,10 +440,7 @@ func benchHandshake(args []string, stdout, stderr io.Writer) int {
 		P50us: us(pct[0]), P90us: us(pct[1]), P99us: us(pct[2]), MaxUs: us(time.Duration(hist.max.Load())),
 		Errors: failed.Load(),
 	}
-	if c.pid > 0 && n > 0 {
-		r.ServerCPUs = (cpu1 - cpu0).Seconds()
-		r.ServerCPUPerMsg = float64((cpu1 - cpu0).Microseconds()) / float64(n)
-	}
+	r.window(c.pid, s0, s1, n)
 	return report(stdout, stderr, &r, c.json)
 }
 
@@ -378,12 +471,13 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var held, failed int
-	var stdins []io.Closer
+	var stdins []io.WriteCloser
+	var outs []*bufio.Reader
 	var cmds []*exec.Cmd
 	for i := range children {
 		n := min(perChild, c.conns-i*perChild)
 		cmd := exec.Command(self, "bench", "idle-child", "-url", c.url, "-conns", strconv.Itoa(n),
-			"-offset", strconv.Itoa(i*perChild), "-sources", strconv.Itoa(c.sources), "-loops", strconv.Itoa(c.loops))
+			"-offset", strconv.Itoa(i*perChild), "-sources", strconv.Itoa(c.sources), "-first-source", strconv.Itoa(c.first), "-loops", strconv.Itoa(c.loops))
 		cmd.Stderr = stderr
 		in, _ := cmd.StdinPipe()
 		out, _ := cmd.StdoutPipe()
@@ -391,8 +485,9 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "gale bench:", err)
 			return 2
 		}
-		stdins, cmds = append(stdins, in), append(cmds, cmd)
-		line, _ := bufio.NewReader(out).ReadString('\n')
+		br := bufio.NewReader(out)
+		stdins, outs, cmds = append(stdins, in), append(outs, br), append(cmds, cmd)
+		line, _ := br.ReadString('\n')
 		var h, f int
 		if _, err := fmt.Sscanf(line, "ready %d %d", &h, &f); err != nil {
 			fmt.Fprintf(stderr, "gale bench: child %d: %q\n", i, line)
@@ -405,13 +500,26 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 	cpu0 := procCPU(c.pid)
 	time.Sleep(c.duration)
 	cpu1 := procCPU(c.pid)
+	// Every connection must still echo after the idle time.
+	alive := 0
+	for _, in := range stdins {
+		io.WriteString(in, "check\n")
+	}
+	for _, br := range outs {
+		var a int
+		line, _ := br.ReadString('\n')
+		if _, err := fmt.Sscanf(line, "alive %d", &a); err == nil {
+			alive += a
+		}
+	}
 	for _, in := range stdins {
 		in.Close() // the children exit at the end of their input
 	}
 	for _, cmd := range cmds {
 		cmd.Wait()
 	}
-	r := benchResult{Mode: "idle", URL: c.url, Conns: c.conns, Held: held, DurationS: c.duration.Seconds(), Errors: uint64(failed)}
+	r := benchResult{Mode: "idle", URL: c.url, Conns: c.conns, Held: held, Alive: alive, DurationS: c.duration.Seconds(),
+		Errors: uint64(failed + held - alive)}
 	if c.pid > 0 && held > 0 {
 		r.ServerRSSBefore, r.ServerRSSAfter = rss0, rss1
 		r.RSSPerConn = float64(rss1-rss0) * 1024 / float64(held)
@@ -431,17 +539,44 @@ func benchIdleChild(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cl, err := engine.NewClient(engine.BaseHandler{}, engine.Config{Loops: c.loops})
+	var h idleHolder
+	cl, err := engine.NewClient(&h, engine.Config{Loops: c.loops})
 	if err != nil {
 		fmt.Fprintln(stderr, "gale bench:", err)
 		return 2
 	}
 	var failed atomic.Uint64
-	dialAll(context.Background(), cl, &c, c.conns, *offset, &failed)
+	conns := dialAll(context.Background(), cl, &c, c.conns, *offset, &failed)
 	fmt.Fprintf(stdout, "ready %d %d\n", c.conns-int(failed.Load()), failed.Load())
-	io.Copy(io.Discard, os.Stdin)
+	// Each "check" line: every connection sends a message; answer with how
+	// many echoes came back within 10 s.
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if in.Text() != "check" {
+			continue
+		}
+		h.echoes.Store(0)
+		sent := 0
+		for _, conn := range conns {
+			if conn != nil && conn.WriteMessage(codec.OpText, []byte("still there?")) == nil {
+				sent++
+			}
+		}
+		for deadline := time.Now().Add(10 * time.Second); int(h.echoes.Load()) < sent && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		fmt.Fprintf(stdout, "alive %d\n", h.echoes.Load())
+	}
 	return 0
 }
+
+// idleHolder counts the echoes of the alive check.
+type idleHolder struct {
+	engine.BaseHandler
+	echoes atomic.Int64
+}
+
+func (h *idleHolder) OnMessage(*engine.Conn, codec.Opcode, []byte) { h.echoes.Add(1) }
 
 func report(stdout, stderr io.Writer, r *benchResult, asJSON bool) int {
 	if asJSON {
@@ -471,10 +606,16 @@ func writeMarkdown(w io.Writer, r *benchResult) {
 		add("depth", strconv.Itoa(r.Depth))
 		add("msgs/s", fmt.Sprintf("%.0f", r.MsgsPerS))
 		add("MB/s", fmt.Sprintf("%.1f", r.MBPerS))
+	case "broadcast":
+		add("size", strconv.Itoa(r.Size))
+		add("broadcasts", strconv.FormatUint(r.Broadcasts, 10))
+		add("deliveries/s", fmt.Sprintf("%.0f", r.MsgsPerS))
+		add("MB/s", fmt.Sprintf("%.1f", r.MBPerS))
 	case "handshake":
 		add("handshakes/s", fmt.Sprintf("%.0f", r.HandshakesS))
 	case "idle":
 		add("held", strconv.Itoa(r.Held))
+		add("alive", strconv.Itoa(r.Alive))
 		if r.RSSPerConn > 0 {
 			add("server RSS/conn (B)", fmt.Sprintf("%.0f", r.RSSPerConn))
 			add("server idle CPU %", fmt.Sprintf("%.2f", r.IdleCPUPercent))
@@ -546,6 +687,36 @@ func procCPU(pid int) time.Duration {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// hostCPU returns the busy and total jiffies of all CPUs from /proc/stat.
+func hostCPU() (busy, total uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseUint(v, 10, 64)
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
 }
 
 // procRSS returns VmRSS of process pid in KiB (0 when unknown).

@@ -7,7 +7,9 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"unicode/utf8"
 
+	"github.com/galews/gale/codec"
 	"github.com/galews/gale/engine"
 )
 
@@ -54,6 +56,7 @@ func TestBenchEcho(t *testing.T) {
 	for _, args := range [][]string{
 		{"-size", "64"},
 		{"-size", "16384", "-binary", "-depth", "4"},
+		{"-size", "1024", "-distinct", "3"},
 	} {
 		r := runBench(t, append([]string{"echo", "-url", url, "-conns", "20", "-duration", "500ms", "-warmup", "100ms", "-json", "-pid", pid}, args...)...)
 		if r.MsgsPerS <= 0 || r.Msgs == 0 || r.P50us <= 0 || r.P99us < r.P50us || r.Errors != 0 {
@@ -82,7 +85,7 @@ func TestBenchHandshake(t *testing.T) {
 func TestBenchIdle(t *testing.T) {
 	r := runBench(t, "idle", "-url", benchServer(t), "-conns", "300", "-duration", "200ms", "-settle", "100ms",
 		"-json", "-pid", strconv.Itoa(os.Getpid()))
-	if r.Held != 300 || r.Errors != 0 || r.ServerRSSAfter == 0 {
+	if r.Held != 300 || r.Alive != 300 || r.Errors != 0 || r.ServerRSSAfter == 0 {
 		t.Fatalf("%+v", r)
 	}
 }
@@ -92,5 +95,66 @@ func TestBenchMarkdown(t *testing.T) {
 	writeMarkdown(&b, &benchResult{Mode: "echo", Conns: 1, Size: 64, Depth: 1, MsgsPerS: 10})
 	if got := b.String(); !bytes.HasPrefix([]byte(got), []byte("| mode | conns | size | depth | msgs/s |")) {
 		t.Fatalf("%s", got)
+	}
+}
+
+// TestBenchEchoCompress runs echo with permessage-deflate against a server
+// that accepts it.
+func TestBenchEchoCompress(t *testing.T) {
+	srv, err := engine.NewServer(&echoHandler{}, engine.Config{Compression: engine.CompressionConfig{Enabled: true, Threshold: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	r := runBench(t, "echo", "-url", "ws://"+srv.Addr().String()+"/", "-conns", "10", "-size", "1024", "-compress",
+		"-duration", "300ms", "-warmup", "100ms", "-json")
+	if r.Msgs == 0 || r.Errors != 0 || !r.Compress || r.Distinct != 8 {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestBenchPayloads(t *testing.T) {
+	ps := benchPayloads(1024, 8)
+	for i, p := range ps {
+		if len(p) != 1024 || !utf8.Valid(p) {
+			t.Fatalf("payload %d: %d bytes, valid UTF-8 %v", i, len(p), utf8.Valid(p))
+		}
+		if i > 0 && bytes.Equal(p, ps[i-1]) {
+			t.Fatalf("payloads %d and %d are equal", i-1, i)
+		}
+	}
+}
+
+// broadcaster sends every message it receives to every connection.
+type broadcaster struct {
+	engine.BaseHandler
+	srv *engine.Server
+}
+
+func (b *broadcaster) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
+	pm, err := engine.NewPreparedMessage(op, p)
+	if err == nil {
+		b.srv.Broadcast(pm)
+	}
+}
+
+func TestBenchBroadcast(t *testing.T) {
+	b := &broadcaster{}
+	srv, err := engine.NewServer(b, engine.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.srv = srv
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	r := runBench(t, "broadcast", "-url", "ws://"+srv.Addr().String()+"/", "-conns", "50", "-size", "1024",
+		"-duration", "500ms", "-warmup", "100ms", "-json", "-pid", strconv.Itoa(os.Getpid()))
+	if r.Broadcasts == 0 || r.Msgs < 50*(r.Broadcasts-1) || r.Errors != 0 || r.P50us <= 0 || r.ServerCPUPerMsg <= 0 {
+		t.Fatalf("%+v", r)
 	}
 }

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/galews/gale/codec"
+	"github.com/galews/gale/engine"
+)
+
+// galeEcho is the echo handler of cmd/gale serve: write from the callback,
+// where the payload is still valid.
+type galeEcho struct{ engine.BaseHandler }
+
+func (galeEcho) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
+	c.WriteMessage(op, p)
+}
+
+// galeBroadcast sends every message it receives to every connection: the
+// frame is encoded once (PreparedMessage) and each loop writes it to its
+// own connections (Server.Broadcast).
+type galeBroadcast struct {
+	engine.BaseHandler
+	srv *engine.Server
+}
+
+func (b *galeBroadcast) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
+	if pm, err := engine.NewPreparedMessage(op, p); err == nil {
+		b.srv.Broadcast(pm)
+	}
+}
+
+func startGale(addr string, o serverOptions) (net.Addr, error) {
+	cfg := engine.Config{
+		MaxMessageSize: maxMessage,
+		Logger:         slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}
+	if o.compress {
+		cfg.Compression = engine.CompressionConfig{Enabled: true}
+	}
+	var h engine.Handler = galeEcho{}
+	bh := &galeBroadcast{}
+	if o.broadcast {
+		h = bh
+	}
+	srv, err := engine.NewServer(h, cfg)
+	if err != nil {
+		return nil, err
+	}
+	bh.srv = srv
+	if err := srv.Start(addr); err != nil {
+		return nil, err
+	}
+	return srv.Addr(), nil
+}

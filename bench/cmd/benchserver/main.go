@@ -1,0 +1,93 @@
+// Command benchserver is the echo server the benchmark driver starts once per
+// run, one library per process so that the operating system can account its
+// CPU time and memory:
+//
+//	benchserver -impl gale|gorilla|gws|nbio|gobwas -addr 127.0.0.1:0
+//
+// It prints its listening address as the first line on stdout and serves
+// until SIGTERM or SIGINT. Every implementation echoes text and binary
+// messages with their opcode, with messages capped at 16 MiB, written the
+// way the library's own documentation shows; -compress turns
+// permessage-deflate on, -broadcast sends each message to every connection
+// instead of echoing it.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// serverOptions select what a server does besides plain echo.
+type serverOptions struct {
+	compress  bool // accept permessage-deflate and compress what is sent
+	broadcast bool // send every received message to every connection instead of echoing it
+}
+
+// maxMessage is the one message-size limit every implementation gets.
+const maxMessage = 16 << 20
+
+// impls maps -impl names to server starters: each listens on addr, serves
+// in the background and returns the bound address.
+var impls = map[string]func(addr string, o serverOptions) (net.Addr, error){
+	"gale":    startGale,
+	"gorilla": startGorilla,
+	"gws":     startGWS,
+	"nbio":    startNbio,
+	"gobwas":  startGobwas,
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	names := make([]string, 0, len(impls))
+	for n := range impls {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	impl := flag.String("impl", "gale", "server implementation: "+strings.Join(names, ", "))
+	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until exit")
+	var o serverOptions
+	flag.BoolVar(&o.compress, "compress", false, "accept permessage-deflate where the library supports it")
+	flag.BoolVar(&o.broadcast, "broadcast", false, "send every received message to every connection instead of echoing")
+	flag.Parse()
+
+	start, ok := impls[*impl]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "benchserver: unknown -impl %q (want one of %s)\n", *impl, strings.Join(names, ", "))
+		return 2
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchserver:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "benchserver:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	a, err := start(*addr, o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "benchserver: %s: %v\n", *impl, err)
+		return 1
+	}
+	fmt.Println(a.String())
+	<-sig
+	// No graceful shutdown: the run is over and nothing is measured now.
+	return 0
+}
