@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -21,10 +20,6 @@ type Client struct {
 	s    *Server // the shared machinery: config, handler, loops, wheel, workers
 	gcli *gnet.Client
 }
-
-// ErrClientTLS: gnet has no TLS, so the event-loop client dials ws:// only;
-// use Dial for wss://.
-var ErrClientTLS = errors.New("gale: the event-loop client does not do TLS (wss://); use Dial")
 
 // NewClient starts an event-loop client that calls h. cfg is the server's
 // Config; the fields about upgrades from others (origins, fallback, hook,

@@ -68,9 +68,6 @@ type Frame struct {
 	Payload []byte
 }
 
-// ErrBadURL is returned by Dial for a URL that is not ws:// or wss://.
-var ErrBadURL = errors.New("gale: URL scheme must be ws or wss")
-
 // Dial opens a WebSocket connection to rawURL (ws:// or wss://).
 func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*ClientConn, error) {
 	if opts == nil {

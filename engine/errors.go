@@ -28,6 +28,12 @@ var (
 	// data opcode (WriteMessage) or not a data or continuation opcode
 	// (WriteFrame).
 	ErrInvalidOpcode = errors.New("gale: invalid opcode for this write")
+	// ErrBadURL is returned by the dials for a URL that is not ws:// (or,
+	// for Dial, wss://).
+	ErrBadURL = errors.New("gale: URL scheme must be ws or wss")
+	// ErrClientTLS: gnet has no TLS, so the event-loop client dials ws://
+	// only; use Dial for wss://.
+	ErrClientTLS = errors.New("gale: the event-loop client does not do TLS (wss://); use Dial")
 	// ErrControlTooLong is returned by Ping and Close with a payload over 125 bytes.
 	ErrControlTooLong = errors.New("gale: control frame payload over 125 bytes")
 )

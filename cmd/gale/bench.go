@@ -454,6 +454,7 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 	var c common
 	c.register(fs, 1000, 5*time.Second)
 	settle := fs.Duration("settle", 2*time.Second, "wait after the last connection before reading the server's RSS")
+	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover), to compare idle memory with and without it")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -478,6 +479,9 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		n := min(perChild, c.conns-i*perChild)
 		cmd := exec.Command(self, "bench", "idle-child", "-url", c.url, "-conns", strconv.Itoa(n),
 			"-offset", strconv.Itoa(i*perChild), "-sources", strconv.Itoa(c.sources), "-first-source", strconv.Itoa(c.first), "-loops", strconv.Itoa(c.loops))
+		if *compress {
+			cmd.Args = append(cmd.Args, "-compress")
+		}
 		cmd.Stderr = stderr
 		in, _ := cmd.StdinPipe()
 		out, _ := cmd.StdoutPipe()
@@ -536,11 +540,16 @@ func benchIdleChild(args []string, stdout, stderr io.Writer) int {
 	var c common
 	c.register(fs, 1000, 0)
 	offset := fs.Int("offset", 0, "index of the first connection, for source addresses")
+	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	var h idleHolder
-	cl, err := engine.NewClient(&h, engine.Config{Loops: c.loops})
+	cfg := engine.Config{Loops: c.loops}
+	if *compress {
+		cfg.Compression = engine.CompressionConfig{Enabled: true}
+	}
+	cl, err := engine.NewClient(&h, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "gale bench:", err)
 		return 2

@@ -83,10 +83,13 @@ func TestBenchHandshake(t *testing.T) {
 // TestBenchIdle holds connections from a child process and reads this
 // process's (the server's) RSS.
 func TestBenchIdle(t *testing.T) {
-	r := runBench(t, "idle", "-url", benchServer(t), "-conns", "300", "-duration", "200ms", "-settle", "100ms",
-		"-json", "-pid", strconv.Itoa(os.Getpid()))
-	if r.Held != 300 || r.Alive != 300 || r.Errors != 0 || r.ServerRSSAfter == 0 {
-		t.Fatalf("%+v", r)
+	for _, extra := range [][]string{nil, {"-compress"}} {
+		args := append([]string{"idle", "-url", benchServer(t), "-conns", "300", "-duration", "200ms", "-settle", "100ms",
+			"-json", "-pid", strconv.Itoa(os.Getpid())}, extra...)
+		r := runBench(t, args...)
+		if r.Held != 300 || r.Alive != 300 || r.Errors != 0 || r.ServerRSSAfter == 0 {
+			t.Fatalf("%v: %+v", extra, r)
+		}
 	}
 }
 
