@@ -190,8 +190,8 @@ func (c *Conn) dialFailed(err error) {
 	if c.hs == nil || c.hs.dial == nil {
 		return
 	}
-	if c.closeErr != nil {
-		err = c.closeErr
+	if ce := c.closeErr(); ce != nil {
+		err = ce
 	} else if err == nil {
 		err = ErrServerClosed
 	} else {

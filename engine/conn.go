@@ -28,7 +28,7 @@ type Conn struct {
 	loop *loop
 
 	// Fields are grouped so that small ones share words: an idle server
-	// holds one Conn per connection, and this keeps it in a 224-byte class.
+	// holds one Conn per connection, and this keeps it in a 208-byte class.
 	state     connState
 	client    bool         // the client role: our frames are masked, the peer's must not be
 	inTraffic bool         // inside OnTraffic for this connection
@@ -60,7 +60,6 @@ type Conn struct {
 
 	lnext, lprev *Conn // the loop's list of connections
 
-	closeErr error            // why the connection is closing, for OnClose
 	sentCode codec.StatusCode // the code of the Close we sent, if any
 
 	raddr net.Addr
@@ -78,6 +77,7 @@ type Conn struct {
 // anyone who reads them.
 type connExtra struct {
 	subprotocol string
+	closeErr    error      // why the connection is closing, for OnClose
 	work        *workQueue // with Config.Workers: events waiting for a worker
 }
 
@@ -394,8 +394,8 @@ func (c *Conn) fail(err error) gnet.Action {
 }
 
 func (c *Conn) setCloseErr(err error) {
-	if c.closeErr == nil {
-		c.closeErr = err
+	if x := c.extra(); x.closeErr == nil {
+		x.closeErr = err
 	}
 }
 
@@ -412,4 +412,13 @@ func (c *Conn) abort(err error) {
 		return
 	}
 	c.loop.el.Close(c.gc)
+}
+
+// closeErr is why the connection is closing (nil until Gale or the peer
+// decided). Loop only.
+func (c *Conn) closeErr() error {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.closeErr
 }

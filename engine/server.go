@@ -370,7 +370,7 @@ func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
 	if c.state == stateClosed {
 		// gnet closed the socket under us (a failed write); OnClose was
 		// held back until the callback returned.
-		c.notifyClose(c.closeErr)
+		c.notifyClose(c.closeErr())
 		return gnet.None
 	}
 	if c.wantClose {
@@ -413,7 +413,7 @@ func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 	if prev == stateHandshake {
 		return gnet.None
 	}
-	cause := c.closeErr
+	cause := c.closeErr()
 	switch {
 	case cause != nil:
 	case err != nil:
@@ -421,7 +421,7 @@ func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 	default:
 		cause = ErrServerClosed
 	}
-	c.closeErr = cause
+	c.extra().closeErr = cause
 	code := codec.CloseStatus(cause)
 	switch {
 	case code != 0:
