@@ -69,18 +69,8 @@ func (r *Request) Reset() { *r = Request{} }
 // head's length, to be consumed, and r filled in. Parse checks syntax only:
 // Validate applies RFC 6455 §4.2.1.
 func (r *Request) Parse(p []byte, max int) (n int, err error) {
-	if max <= 0 {
-		max = DefaultMaxHeaderBytes
-	}
-	n = r.head.end(p)
-	if n < 0 {
-		if len(p) > max {
-			return 0, ErrHeaderTooLarge
-		}
-		return 0, ErrNeedMore
-	}
-	if n > max {
-		return 0, ErrHeaderTooLarge
+	if n, err = r.head.complete(p, max); err != nil {
+		return 0, err
 	}
 	*r = Request{head: head{scanned: r.head.scanned}} // a repeated Parse sees no stale views
 	line, rest := nextLine(p[:n])

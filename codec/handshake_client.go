@@ -107,18 +107,8 @@ func (r *Response) Reset() { *r = Response{} }
 // (0: DefaultMaxHeaderBytes), ErrMalformedResponse for bad syntax, else the
 // head's length. Bytes after the head are the first frames.
 func (r *Response) Parse(p []byte, max int) (n int, err error) {
-	if max <= 0 {
-		max = DefaultMaxHeaderBytes
-	}
-	n = r.head.end(p)
-	if n < 0 {
-		if len(p) > max {
-			return 0, ErrHeaderTooLarge
-		}
-		return 0, ErrNeedMore
-	}
-	if n > max {
-		return 0, ErrHeaderTooLarge
+	if n, err = r.head.complete(p, max); err != nil {
+		return 0, err
 	}
 	*r = Response{head: head{scanned: r.head.scanned}} // a repeated Parse sees no stale views
 	line, ok := r.head.split(p[:n])

@@ -49,6 +49,23 @@ func (h *head) end(p []byte) int {
 	}
 }
 
+// complete returns the length of the head at the start of p once it has
+// arrived whole: ErrNeedMore before that, ErrHeaderTooLarge past max bytes
+// (0: DefaultMaxHeaderBytes), whether or not the head is complete.
+func (h *head) complete(p []byte, max int) (int, error) {
+	if max <= 0 {
+		max = DefaultMaxHeaderBytes
+	}
+	n := h.end(p)
+	switch {
+	case n > max, n < 0 && len(p) > max:
+		return 0, ErrHeaderTooLarge
+	case n < 0:
+		return 0, ErrNeedMore
+	}
+	return n, nil
+}
+
 // split cuts the head p (as measured by end) into its start line and checks
 // the syntax of every header field line, keeping them for later lookups.
 func (h *head) split(p []byte) (start []byte, ok bool) {
