@@ -227,9 +227,12 @@ func (e *echoLoad) OnOpen(c *engine.Conn) {
 	c.SetContext(&inflight{sent: make([]time.Time, e.depth), which: make([]int, e.depth)})
 }
 
-// start sends every connection's first depth messages. A connection's state
-// is complete before its first write, and the loop touches it only when an
-// echo arrives, which the write's queue orders after this goroutine's stores.
+// start sends every connection's first message; its echo makes the loop
+// send the rest of the depth. Only that first write comes from this
+// goroutine: writes from two goroutines keep their order only each on its
+// own, so the loop must send everything after it. The connection's state is
+// complete before the write, and the loop touches it only when the echo
+// arrives, which the write's queue orders after this goroutine's stores.
 func (e *echoLoad) start(conns []*engine.Conn) {
 	now := time.Now()
 	for _, c := range conns {
@@ -237,14 +240,10 @@ func (e *echoLoad) start(conns []*engine.Conn) {
 			continue // its dial failed and was counted
 		}
 		st := c.Context().(*inflight)
-		for k := range e.depth {
-			st.sent[k], st.which[k] = now, k%len(e.payloads)
-		}
-		st.size, st.next = e.depth, e.depth%len(e.payloads)
-		for k := range e.depth {
-			if err := c.WriteMessage(e.op, e.payloads[k%len(e.payloads)]); err != nil {
-				e.errors.Add(1)
-			}
+		st.sent[0], st.which[0] = now, 0
+		st.size, st.next = 1, 1%len(e.payloads)
+		if err := c.WriteMessage(e.op, e.payloads[0]); err != nil {
+			e.errors.Add(1)
 		}
 	}
 }
@@ -276,7 +275,9 @@ func (e *echoLoad) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
 	case 2:
 		return
 	}
-	e.send(c, st)
+	for st.size < e.depth { // after start's one message, the loop fills the depth
+		e.send(c, st)
+	}
 }
 
 func (e *echoLoad) OnClose(c *engine.Conn, err error) {
