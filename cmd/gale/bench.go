@@ -315,23 +315,9 @@ func benchEcho(args []string, stdout, stderr io.Writer) int {
 	}
 	var failed atomic.Uint64
 	load.start(dialAll(context.Background(), cl, &c, c.conns, 0, &failed))
-	time.Sleep(*warmup)
-	s0 := takeSnapshot(c.pid)
-	load.hist.reset()
-	load.phase.Store(1)
-	start := time.Now()
-	stopProgress := progress(stderr, func() string {
-		return fmt.Sprintf("%d msgs, %.0f msg/s", load.msgs.Load(), float64(load.msgs.Load())/time.Since(start).Seconds())
-	})
-	time.Sleep(c.duration)
-	load.phase.Store(2)
-	elapsed := time.Since(start).Seconds()
-	s1 := takeSnapshot(c.pid)
-	stopProgress()
+	elapsed, s0, s1 := measure(stderr, &c, *warmup, &load.phase, &load.msgs, "msgs", func() { load.hist.reset() })
 	msgs := load.msgs.Load()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	cl.Close(ctx)
-	cancel()
+	closeClient(cl)
 
 	pct := load.hist.percentiles(0.5, 0.9, 0.99)
 	r := benchResult{
@@ -755,4 +741,32 @@ func raiseFileLimit() {
 		rl.Cur = rl.Max
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
 	}
+}
+
+// measure lets the running load warm up, then opens the measured window:
+// reset runs, phase goes to 1 (the load counts into n), and after
+// c.duration phase goes to 2 (the load stops). It returns the window's
+// length in seconds and the snapshots taken at its edges.
+func measure(stderr io.Writer, c *common, warmup time.Duration, phase *atomic.Int32, n *atomic.Uint64, unit string, reset func()) (float64, snapshot, snapshot) {
+	time.Sleep(warmup)
+	s0 := takeSnapshot(c.pid)
+	reset()
+	phase.Store(1)
+	start := time.Now()
+	stopProgress := progress(stderr, func() string {
+		return fmt.Sprintf("%d %s, %.0f/s", n.Load(), unit, float64(n.Load())/time.Since(start).Seconds())
+	})
+	time.Sleep(c.duration)
+	phase.Store(2)
+	elapsed := time.Since(start).Seconds()
+	s1 := takeSnapshot(c.pid)
+	stopProgress()
+	return elapsed, s0, s1
+}
+
+// closeClient closes the load generator's connections, waiting up to 5 s.
+func closeClient(cl *engine.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cl.Close(ctx)
 }

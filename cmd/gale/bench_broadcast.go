@@ -134,26 +134,15 @@ func benchBroadcast(args []string, stdout, stderr io.Writer) int {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() { load.sendLoop(sender, stop); close(done) }()
-	time.Sleep(*warmup)
-	s0 := takeSnapshot(c.pid)
-	load.hist.reset()
-	seq0 := load.seq.Load()
-	load.phase.Store(1)
-	start := time.Now()
-	stopProgress := progress(stderr, func() string {
-		return fmt.Sprintf("%d deliveries, %.0f/s", load.msgs.Load(), float64(load.msgs.Load())/time.Since(start).Seconds())
+	var seq0 uint64
+	elapsed, s0, s1 := measure(stderr, &c, *warmup, &load.phase, &load.msgs, "deliveries", func() {
+		load.hist.reset()
+		seq0 = load.seq.Load()
 	})
-	time.Sleep(c.duration)
-	load.phase.Store(2)
-	elapsed := time.Since(start).Seconds()
-	s1 := takeSnapshot(c.pid)
-	stopProgress()
 	close(stop)
 	<-done
 	msgs := load.msgs.Load()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	cl.Close(ctx)
-	cancel()
+	closeClient(cl)
 
 	pct := load.hist.percentiles(0.5, 0.9, 0.99)
 	r := benchResult{
