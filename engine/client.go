@@ -170,16 +170,9 @@ func (c *Conn) readResponse() gnet.Action {
 		c.extra().subprotocol = string(resp.Protocol)
 	}
 	c.gc.Discard(n)
-	c.releaseHandshake()
-
-	l := c.loop
-	c.state = stateOpen
-	l.stats.upgrades.Add(1)
-	c.lastRead, c.lastPing = l.stamp(), l.stamp()
-	c.armKeepalive()
-	c.dispatchOpen()
+	c.open()
 	d.done <- dialResult{conn: c}
-	if c.state == stateClosed || c.wantClose {
+	if c.closing() {
 		return gnet.Close
 	}
 	return c.readFrames()

@@ -64,6 +64,13 @@ type Config struct {
 	MaxOutbound int
 	// OutboundPolicy applies when a write would exceed MaxOutbound.
 	OutboundPolicy OutboundPolicy
+	// MemoryBudget caps the bytes the server holds for all connections
+	// together in outbound backlogs and message reassembly (inflation
+	// included). Past it, connections with a backlog are not read and new
+	// writes to them are refused or close them (OutboundPolicy), and
+	// messages waiting for reassembly are held back until memory falls
+	// again. Default 256 MiB; negative: no budget.
+	MemoryBudget int64
 
 	// Subprotocols the server speaks; the first one the client offers (in
 	// the client's order) is selected. OnUpgrade may change the choice.
@@ -111,6 +118,7 @@ const (
 	DefaultMaxMessageSize   = 16 << 20
 	DefaultCloseTimeout     = 5 * time.Second
 	DefaultMaxOutbound      = 4 << 20
+	DefaultMemoryBudget     = 256 << 20
 	DefaultWorkerQueue      = 1024
 
 	DefaultCompressionLevel     = 1   // flate.BestSpeed
@@ -178,6 +186,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.IdleTimeout = cmp.Or(c.IdleTimeout, 2*c.PingInterval)
 	c.CloseTimeout = cmp.Or(c.CloseTimeout, DefaultCloseTimeout)
 	c.MaxOutbound = cmp.Or(c.MaxOutbound, DefaultMaxOutbound)
+	c.MemoryBudget = cmp.Or(c.MemoryBudget, DefaultMemoryBudget)
 	c.WorkerQueue = cmp.Or(c.WorkerQueue, DefaultWorkerQueue)
 	c.Compression.Level = cmp.Or(c.Compression.Level, DefaultCompressionLevel)
 	c.Compression.Threshold = cmp.Or(c.Compression.Threshold, DefaultCompressionThreshold)

@@ -11,15 +11,6 @@ import (
 	"github.com/galews/gale/pool"
 )
 
-type connState uint8
-
-const (
-	stateHandshake connState = iota // reading the upgrade request
-	stateOpen                       // upgraded
-	stateClosing                    // our Close is sent; waiting for the peer's
-	stateClosed                     // the socket is gone
-)
-
 // Conn is one WebSocket connection. All its methods are safe to call from
 // any goroutine. Fields are owned by the connection's event loop unless
 // marked otherwise.
@@ -61,10 +52,15 @@ type Conn struct {
 	lnext, lprev *Conn // the loop's list of connections
 
 	sentCode codec.StatusCode // the code of the Close we sent, if any
+	paused   uint8            // why reading is held back (limits.go); 0: reading
+	watched  bool             // on the loop's watch list (limits.go)
+	held     uint32           // gnet's buffered bytes as last counted in the memory budget (limits.go)
 
 	raddr net.Addr
 	ctx   any
-	ext   *connExtra // what most connections never need
+	// What most connections never need. Atomic because Subprotocol reads
+	// it from any goroutine while the loop may create it later.
+	ext atomic.Pointer[connExtra]
 
 	// Writes queued by other goroutines, flushed by the loop: created by
 	// the first such write, so a connection only written from its
@@ -83,10 +79,12 @@ type connExtra struct {
 
 // extra returns c's connExtra, creating it. Loop only.
 func (c *Conn) extra() *connExtra {
-	if c.ext == nil {
-		c.ext = new(connExtra)
+	x := c.ext.Load()
+	if x == nil {
+		x = new(connExtra)
+		c.ext.Store(x)
 	}
-	return c.ext
+	return x
 }
 
 // outQueue holds what other goroutines queued for a connection until its
@@ -95,11 +93,11 @@ type outQueue struct {
 	wmu    sync.Mutex
 	wq     *[]byte
 	queued bool
-	// qdeflated: the queue holds a message compressed without the send
+	// noWindow: the queue holds a message compressed without the send
 	// window (deflate.go, dropTx).
-	qdeflated bool
-	qclose    *closeRequest
-	qabort    error
+	noWindow bool
+	qclose   *closeRequest
+	qabort   error
 	// outbound is gnet's outbound buffer size as the loop last saw it, for
 	// the backpressure checks of queued writes.
 	outbound atomic.Int64
@@ -133,10 +131,10 @@ func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 
 // Subprotocol returns the negotiated subprotocol, or "".
 func (c *Conn) Subprotocol() string {
-	if c.ext == nil {
-		return ""
+	if x := c.ext.Load(); x != nil {
+		return x.subprotocol // written before the connection opened, never after
 	}
-	return c.ext.subprotocol
+	return ""
 }
 
 // Context returns the value attached by Config.OnUpgrade or SetContext.
@@ -169,256 +167,19 @@ func (c *Conn) peek(n int) []byte {
 	return p
 }
 
-// readFrames parses and dispatches every whole frame, and every piece of a
-// data frame, that gnet holds. It returns the action for gnet.
-func (c *Conn) readFrames() gnet.Action {
-	srv := c.loop.srv
-	for {
-		if c.wantClose || c.state == stateClosed {
-			return gnet.Close
-		}
-		avail := int64(c.gc.InboundBuffered())
-		if !c.inFrame {
-			if avail < 2 {
-				return gnet.None
-			}
-			h, n, err := codec.DecodeFrameHeader(c.peek(int(min(avail, codec.MaxHeaderLen))))
-			if err == codec.ErrNeedMore {
-				return gnet.None
-			}
-			if err == nil {
-				err = codec.CheckFrameHeader(h, c.checkState())
-			}
-			if err == nil && h.Opcode.IsData() {
-				switch {
-				case h.Length > srv.cfg.MaxFrameSize:
-					err = codec.ErrFrameTooBig
-				case c.msgLen+h.Length > srv.cfg.MaxMessageSize:
-					err = codec.ErrMessageTooBig
-				}
-			}
-			if err != nil {
-				return c.fail(err)
-			}
-			c.gc.Discard(n)
-			avail -= int64(n)
-			c.h, c.maskPos, c.inFrame = h, 0, true
-			if h.Opcode == codec.OpText || h.Opcode == codec.OpBinary {
-				c.msgOp, c.msgLen = h.Opcode, 0
-				c.utf8.Reset()
-				c.dfl.compressed = h.Rsv&codec.Rsv1 != 0
-			}
-		}
-
-		if c.h.Opcode.IsControl() {
-			if avail < c.h.Length {
-				return gnet.None
-			}
-			n := int(c.h.Length)
-			var p []byte
-			if n > 0 {
-				p = c.peek(n)
-				if c.h.Masked {
-					codec.Mask(p, c.h.Mask, 0)
-				}
-			}
-			c.inFrame = false
-			c.control(p)
-			if n > 0 && c.state != stateClosed { // gnet's Discard(0) drops everything
-				c.gc.Discard(n)
-			}
-			continue
-		}
-
-		text := c.msgOp == codec.OpText
-		// Fast path: the whole frame is in gnet's buffer and no message is
-		// being reassembled, so it is delivered in place, unmasked, with no
-		// copy. A compressed message is always reassembled, then inflated.
-		if avail >= c.h.Length && (c.msg == nil || len(*c.msg) == 0) && !c.dfl.compressed &&
-			(c.h.Fin && c.h.Opcode != codec.OpContinuation || srv.frames != nil) {
-			n := int(c.h.Length)
-			var p []byte
-			if n > 0 {
-				p = c.peek(n)
-				if c.h.Masked {
-					codec.Mask(p, c.h.Mask, 0)
-				}
-			}
-			c.inFrame = false
-			if text {
-				valid := c.utf8.Write(p)
-				if valid && c.h.Fin {
-					valid = c.utf8.Done()
-				}
-				if !valid {
-					return c.fail(codec.ErrInvalidUTF8)
-				}
-			}
-			c.msgLen += int64(n)
-			op, fin := c.msgOp, c.h.Fin
-			if fin {
-				c.msgOp, c.msgLen = 0, 0
-			}
-			if srv.frames != nil {
-				c.dispatchFrame(c.h.Opcode, fin, p)
-			} else {
-				c.dispatchMessage(op, p)
-			}
-			if n > 0 && c.state != stateClosed { // gnet's Discard(0) drops everything
-				c.gc.Discard(n)
-			}
-			continue
-		}
-
-		// Slow path: copy what has arrived into the reassembly buffer.
-		k := min(avail, c.h.Length)
-		if k == 0 && c.h.Length > 0 {
-			return gnet.None
-		}
-		if k > 0 {
-			p := c.peek(int(k))
-			if c.h.Masked {
-				c.maskPos = uint8(codec.Mask(p, c.h.Mask, int(c.maskPos)))
-			}
-			if text && !c.dfl.compressed && !c.utf8.Write(p) {
-				return c.fail(codec.ErrInvalidUTF8)
-			}
-			c.appendMsg(p)
-			c.gc.Discard(int(k))
-			c.h.Length -= k
-			c.msgLen += k
-			if c.h.Length > 0 {
-				return gnet.None
-			}
-		}
-		c.inFrame = false
-		fin := c.h.Fin
-		if c.dfl.compressed {
-			if fin {
-				c.deliverDeflated() // whole, even to a FrameHandler
-			}
-			continue
-		}
-		if fin && text && !c.utf8.Done() {
-			return c.fail(codec.ErrInvalidUTF8)
-		}
-		if srv.frames != nil {
-			c.dispatchFrame(c.h.Opcode, fin, c.msgBytes())
-			c.releaseMsg()
-		} else if fin {
-			c.dispatchMessage(c.msgOp, c.msgBytes())
-			c.releaseMsg()
-		}
-		if fin {
-			c.msgOp, c.msgLen = 0, 0
-		}
-	}
-}
-
-func (c *Conn) msgBytes() []byte {
-	if c.msg == nil {
-		return nil
-	}
-	return *c.msg
-}
-
-// appendMsg adds p to the reassembly buffer, growing it through the pool.
-// Growth follows the bytes that actually arrive, never the declared length.
-func (c *Conn) appendMsg(p []byte) {
-	if c.msg == nil {
-		c.msg = c.loop.getBuf(len(p))
-	}
-	n := len(*c.msg)
-	c.msg = pool.Grow(c.msg, n+len(p))
-	copy((*c.msg)[n:], p)
-}
-
-func (c *Conn) releaseMsg() {
-	if c.msg != nil {
-		c.loop.putBuf(c.msg)
-		c.msg = nil
-	}
-}
-
-// control handles a control frame whose unmasked payload is p.
-func (c *Conn) control(p []byte) {
-	srv := c.loop.srv
-	switch c.h.Opcode {
-	case codec.OpPing:
-		if c.state == stateOpen {
-			c.writeLoop(codec.OpPong, true, p, true)
-		}
-		if srv.pings != nil {
-			c.dispatchControl(codec.OpPing, p)
-		}
-	case codec.OpPong:
-		if srv.pongs != nil {
-			c.dispatchControl(codec.OpPong, p)
-		}
-	case codec.OpClose:
-		code, reason, err := codec.ParseClosePayload(p)
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		if c.state == stateOpen {
-			// Echo the peer's code and reason (RFC 6455 §5.5.1); 1000 when
-			// it sent no code.
-			echo := code
-			if echo == codec.StatusNoStatusReceived {
-				echo = codec.StatusNormalClosure
-			}
-			c.sendClose(echo, string(reason))
-		}
-		c.setCloseErr(&codec.CloseError{Code: code, Reason: string(reason)})
-		c.closed.Store(true)
-		c.wantClose = true
-	}
-}
-
-// fail sends a Close with the error's code (1002 unless the error says
-// otherwise) when none was sent yet, and closes the socket: RFC 6455 §7.1.7
-// "Fail the WebSocket Connection".
-func (c *Conn) fail(err error) gnet.Action {
-	if c.state == stateOpen {
-		code := codec.CloseStatus(err)
-		if code == 0 {
-			code = codec.StatusProtocolError
-		}
-		c.sendClose(code, "")
-	}
-	c.setCloseErr(err)
-	c.closed.Store(true)
-	c.wantClose = true
-	return gnet.Close
-}
-
-func (c *Conn) setCloseErr(err error) {
-	if x := c.extra(); x.closeErr == nil {
-		x.closeErr = err
-	}
-}
-
-// abort closes the socket now (or when OnTraffic returns, if inside it)
-// with err as the reason given to OnClose.
-func (c *Conn) abort(err error) {
-	c.setCloseErr(err)
-	c.closed.Store(true)
-	if c.state == stateClosed {
+// releaseQueue drops what other goroutines queued and the loop never
+// wrote: the socket is gone. Loop only.
+func (c *Conn) releaseQueue() {
+	q := c.q.Load()
+	if q == nil {
 		return
 	}
-	if c.inTraffic {
-		c.wantClose = true
-		return
+	q.wmu.Lock()
+	if q.wq != nil {
+		c.loop.srv.mem.add(-int64(len(*q.wq)))
+		pool.Put(q.wq)
+		q.wq = nil
 	}
-	c.loop.el.Close(c.gc)
-}
-
-// closeErr is why the connection is closing (nil until Gale or the peer
-// decided). Loop only.
-func (c *Conn) closeErr() error {
-	if c.ext == nil {
-		return nil
-	}
-	return c.ext.closeErr
+	q.qclose, q.qabort = nil, nil
+	q.wmu.Unlock()
 }

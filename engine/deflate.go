@@ -81,16 +81,6 @@ func (c *Conn) dropTx() {
 // connection.
 func (c *Conn) Compression() bool { return c.dfl.on }
 
-// WriteMessageUncompressed is WriteMessage without compression, whatever
-// the connection negotiated: for data that is already compressed, or small
-// and latency-bound.
-func (c *Conn) WriteMessageUncompressed(op codec.Opcode, p []byte) error {
-	if op != codec.OpText && op != codec.OpBinary {
-		return ErrInvalidOpcode
-	}
-	return c.write(op, true, p)
-}
-
 // policy is what a server accepts of permessage-deflate offers.
 func (z *CompressionConfig) policy() codec.DeflatePolicy {
 	return codec.DeflatePolicy{
@@ -211,56 +201,16 @@ func pushWindow(w *[]byte, p []byte, size int) *[]byte {
 	return w
 }
 
-// writeMessage sends p as one message, compressed when permessage-deflate
-// is in force and p is at least Config.Compression.Threshold bytes.
-func (c *Conn) writeMessage(op codec.Opcode, p []byte) error {
-	cfg := &c.loop.srv.cfg.Compression
-	if !c.dfl.on || len(p) < cfg.Threshold {
-		return c.write(op, true, p)
-	}
-	if !c.loop.onLoop() {
-		return c.writeDeflatedQueued(op, p)
-	}
-	if c.closed.Load() || c.state != stateOpen {
-		return ErrClosed
-	}
-	takeover := !c.dfl.txReset
+// deflateLoop compresses p, a message to send, with the loop's compressor
+// and, with context takeover, the connection's send window. The result is
+// valid until the loop compresses again; ok is false when compression does
+// not make p smaller (it is then sent plain). Loop only.
+func (c *Conn) deflateLoop(p []byte) (z []byte, ok bool) {
 	var dict []byte
-	if takeover && c.dfl.tx != nil {
+	if !c.dfl.txReset && c.dfl.tx != nil {
 		dict = *c.dfl.tx
 	}
-	s := &c.loop.z.out
-	z, ok := s.deflate(p, cfg.Level, dict)
-	if !ok {
-		s.trim()
-		return c.writeLoop(op, true, p, false)
-	}
-	err := c.writeFrameLoop(op, codec.Rsv1, true, z, false)
-	if err == nil {
-		c.loop.stats.bytesOut.Add(uint64(len(p) - len(z))) // Stats count messages uncompressed
-		if takeover {
-			c.dfl.tx = pushWindow(c.dfl.tx, p, maxWindow)
-		}
-	}
-	s.trim()
-	return err
-}
-
-// writeDeflatedQueued compresses p on the calling goroutine, without the
-// connection's window (which belongs to the loop), and queues it.
-func (c *Conn) writeDeflatedQueued(op codec.Opcode, p []byte) error {
-	s := sinks.Get().(*sink)
-	var err error
-	if z, ok := s.deflate(p, c.loop.srv.cfg.Compression.Level, nil); ok {
-		if err = c.writeQueuedFrame(op, codec.Rsv1, true, z); err == nil {
-			c.loop.stats.bytesOut.Add(uint64(len(p) - len(z))) // Stats count messages uncompressed
-		}
-	} else {
-		err = c.writeQueuedFrame(op, 0, true, p)
-	}
-	s.trim()
-	sinks.Put(s)
-	return err
+	return c.loop.z.out.deflate(p, c.loop.srv.cfg.Compression.Level, dict)
 }
 
 // preparedFrame returns the frame of pm to send on c: compressed for a
@@ -271,7 +221,7 @@ func (c *Conn) preparedFrame(pm *PreparedMessage) (frame []byte, compressed bool
 	if !c.dfl.on || pm.n < cfg.Threshold {
 		return pm.frame, false
 	}
-	pm.zonce.Do(func() { pm.zframe = deflateFrame(pm.op, pm.frame[len(pm.frame)-pm.n:], cfg.Level) })
+	pm.zonce.Do(func() { pm.zframe = deflateFrame(pm.op, pm.payload(), cfg.Level) })
 	if pm.zframe == nil {
 		return pm.frame, false
 	}

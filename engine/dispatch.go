@@ -67,20 +67,6 @@ func (c *Conn) recoverPanic(callback string) {
 	c.abort(fmt.Errorf("%w: %s: %v", ErrHandlerPanic, callback, v))
 }
 
-// notifyClose calls Handler.OnClose once.
-func (c *Conn) notifyClose(err error) {
-	if c.notified {
-		return
-	}
-	c.notified = true
-	srv := c.loop.srv
-	if srv.workers != nil {
-		c.closeToWorker(err)
-		return
-	}
-	callClose(srv, c, err)
-}
-
 func callClose(srv *Server, c *Conn, err error) {
 	defer func() {
 		if v := recover(); v != nil {

@@ -19,8 +19,13 @@ var (
 	ErrHandlerPanic = errors.New("gale: handler panicked")
 	// ErrServerClosed: the server shut down; connections were closed with 1001.
 	ErrServerClosed = errors.New("gale: server closed")
-	// ErrSlowReader: the outbound cap was hit under OutboundClose.
+	// ErrSlowReader: a message met a backlog of Config.MaxOutbound under
+	// OutboundClose, or a paused peer sent MaxOutbound unread bytes; the
+	// connection was closed with 1008.
 	ErrSlowReader = errors.New("gale: outbound buffer limit exceeded (slow reader)")
+	// ErrMemoryBudget: the server was over Config.MemoryBudget and the
+	// connection had a backlog (it was not reading); it was closed with 1013.
+	ErrMemoryBudget = errors.New("gale: server memory budget exceeded")
 	// ErrWorkerQueueFull: a connection's events outran the workers
 	// (Config.WorkerQueue); it was closed with 1013.
 	ErrWorkerQueueFull = errors.New("gale: worker queue full")

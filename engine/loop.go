@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -37,6 +38,12 @@ type loop struct {
 	spareBuf *[]byte
 
 	tickNow atomic.Int64 // the tick the ticker asks the loop to advance to
+
+	// Connections with a backlog or paused reading (limits.go), and the
+	// timer that checks them while there are any.
+	watched, watchSpare []*Conn
+	watching            bool
+	watchTimer          *time.Timer
 
 	// Connections with bytes or a close queued by other goroutines, and
 	// whether a drain is already scheduled. Guarded by mu.

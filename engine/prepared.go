@@ -32,65 +32,8 @@ func NewPreparedMessage(op codec.Opcode, p []byte) (*PreparedMessage, error) {
 	return &PreparedMessage{op: op, n: len(p), frame: frame}, nil
 }
 
-// WritePrepared sends a prepared message. On the connection's loop the
-// shared frame goes to gnet without a copy; from other goroutines it is
-// copied into the queue like any write.
-func (c *Conn) WritePrepared(pm *PreparedMessage) error {
-	if c.client {
-		// A client masks every frame with a fresh key, so the shared frame
-		// cannot go out as is: send its payload like any message.
-		return c.WriteMessage(pm.op, pm.frame[len(pm.frame)-pm.n:])
-	}
-	if !c.loop.onLoop() {
-		return c.writeQueuedRaw(pm)
-	}
-	if c.closed.Load() || c.state != stateOpen {
-		return ErrClosed
-	}
-	return c.writePreparedLoop(pm)
-}
-
-func (c *Conn) writePreparedLoop(pm *PreparedMessage) error {
-	cfg := &c.loop.srv.cfg
-	frame, deflated := c.preparedFrame(pm)
-	if cfg.OutboundPolicy == OutboundReject && c.gc.OutboundBuffered()+len(frame) > cfg.MaxOutbound {
-		return ErrOutboundFull
-	}
-	if _, err := c.gc.Write(frame); err != nil {
-		return err
-	}
-	if deflated {
-		c.dropTx() // compressed without the send window: see dropTx
-	}
-	c.loop.stats.countOut(pm.op, true, pm.n)
-	return c.afterWrite()
-}
-
-func (c *Conn) writeQueuedRaw(pm *PreparedMessage) error {
-	cfg := &c.loop.srv.cfg
-	frame, deflated := c.preparedFrame(pm)
-	q := c.queue()
-	q.wmu.Lock()
-	if c.closed.Load() {
-		q.wmu.Unlock()
-		return ErrClosed
-	}
-	if int(q.outbound.Load())+q.lenLocked()+len(frame) > cfg.MaxOutbound {
-		if cfg.OutboundPolicy == OutboundReject {
-			q.wmu.Unlock()
-			return ErrOutboundFull
-		}
-		c.closed.Store(true)
-		q.qabort = ErrSlowReader
-		c.enqueueLocked(q)
-		return ErrSlowReader
-	}
-	q.wq = appendQueued(q.wq, frame)
-	q.qdeflated = q.qdeflated || deflated
-	c.enqueueLocked(q)
-	c.loop.stats.countOut(pm.op, true, pm.n)
-	return nil
-}
+// payload returns the message's payload, inside its plain frame.
+func (pm *PreparedMessage) payload() []byte { return pm.frame[len(pm.frame)-pm.n:] }
 
 // Broadcast sends pm to every open connection. Each loop writes the one
 // shared frame to its own connections, so there is no per-receiver copy or
@@ -115,7 +58,7 @@ func (b broadcaster) Run(context.Context) error {
 	for c := b.l.conns; c != nil; {
 		next := c.lnext
 		if c.state == stateOpen && !c.closed.Load() {
-			c.writePreparedLoop(b.pm)
+			c.sendLoop(outFrame{op: b.pm.op, fin: true, pm: b.pm})
 		}
 		c = next
 	}

@@ -11,9 +11,6 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
-
-	"github.com/galews/gale/codec"
-	"github.com/galews/gale/pool"
 )
 
 // Server is a WebSocket server running on gnet event loops.
@@ -40,6 +37,9 @@ type Server struct {
 	base     time.Time // tick 0 of every loop's wheel
 	workers  *workerPool
 	halt     func() // stops gnet: the server engine or the client
+
+	mem               memBudget // limits.go
+	pauseAt, resumeAt int       // read backpressure's high- and low-water marks
 }
 
 // NewServer returns a server that calls h, configured by cfg (whose zero
@@ -60,6 +60,9 @@ func NewServer(h Handler, cfg Config) (*Server, error) {
 		done:     make(chan struct{}),
 		stopTick: make(chan struct{}),
 		base:     time.Now(),
+		mem:      memBudget{limit: cfg.MemoryBudget},
+		pauseAt:  cfg.MaxOutbound / 2,
+		resumeAt: cfg.MaxOutbound / 8,
 	}
 	s.pings, _ = h.(PingHandler)
 	s.pongs, _ = h.(PongHandler)
@@ -173,13 +176,7 @@ func (cl closer) Run(context.Context) error {
 	cl.l.enter()
 	for c := cl.l.conns; c != nil; {
 		next := c.lnext
-		switch c.state {
-		case stateHandshake:
-			c.abort(ErrServerClosed)
-		case stateOpen:
-			c.sendClose(codec.StatusGoingAway, "server shutting down")
-			c.closed.Store(true)
-		}
+		c.shutdown()
 		c = next
 	}
 	return nil
@@ -220,6 +217,7 @@ func (s *Server) runTicker() {
 		case <-s.stopTick:
 			return
 		case now := <-t.C:
+			s.mem.releaseAfterBurst(now)
 			tick := int64(now.Sub(s.base) / s.tick)
 			for _, l := range s.loopList() {
 				if l.stats.open.Load() > 0 {
@@ -228,59 +226,6 @@ func (s *Server) runTicker() {
 				}
 			}
 		}
-	}
-}
-
-// armKeepalive arms the wheel for the next idle deadline or ping.
-func (c *Conn) armKeepalive() {
-	l := c.loop
-	cfg := &l.srv.cfg
-	now := l.wheel.now
-	var next int64
-	if cfg.IdleTimeout > 0 {
-		next = now - c.since(c.lastRead) + l.srv.ticks(cfg.IdleTimeout)
-	}
-	if cfg.PingInterval > 0 {
-		p := now - min(c.since(c.lastRead), c.since(c.lastPing)) + l.srv.ticks(cfg.PingInterval)
-		if next == 0 || p < next {
-			next = p
-		}
-	}
-	if next != 0 {
-		l.wheel.schedule(c, next)
-	} else {
-		l.wheel.remove(c)
-	}
-}
-
-// since returns the ticks from the (32-bit) tick t to now.
-func (c *Conn) since(t uint32) int64 { return int64(uint32(c.loop.wheel.now) - t) }
-
-// stamp returns the current tick in the 32 bits a Conn keeps.
-func (l *loop) stamp() uint32 { return uint32(l.wheel.now) }
-
-// onTimer runs when the connection's tick comes. Loop only.
-func (c *Conn) onTimer() {
-	l := c.loop
-	cfg := &l.srv.cfg
-	switch c.state {
-	case stateHandshake:
-		c.abort(ErrHandshakeTimeout)
-	case stateClosing:
-		c.abort(ErrCloseTimeout)
-	case stateOpen:
-		if cfg.IdleTimeout > 0 && c.since(c.lastRead) >= l.srv.ticks(cfg.IdleTimeout) {
-			c.sendClose(codec.StatusGoingAway, "idle timeout")
-			c.abort(ErrIdleTimeout)
-			return
-		}
-		if cfg.PingInterval > 0 && min(c.since(c.lastRead), c.since(c.lastPing)) >= l.srv.ticks(cfg.PingInterval) {
-			c.lastPing = l.stamp()
-			if c.writeLoop(codec.OpPing, true, nil, true) != nil {
-				return
-			}
-		}
-		c.armKeepalive()
 	}
 }
 
@@ -350,9 +295,15 @@ func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
 	if c == nil {
 		return gnet.Close
 	}
-	l := c.loop
-	l.enter()
-	c.lastRead = l.stamp()
+	c.loop.enter()
+	c.lastRead = c.loop.stamp()
+	return c.process()
+}
+
+// process runs the read side over what gnet holds, with the frames the
+// handler writes batched into one write, and returns gnet's action: from
+// OnTraffic, and when a paused connection resumes. Loop only.
+func (c *Conn) process() gnet.Action {
 	c.inTraffic = true
 	var act gnet.Action
 	switch c.state {
@@ -364,6 +315,9 @@ func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
 		}
 	case stateOpen, stateClosing:
 		act = c.readFrames()
+	}
+	if !c.closing() {
+		c.checkBacklog() // still inside: a drop only asks for the close
 	}
 	c.inTraffic = false
 	c.flushBatch()
@@ -379,62 +333,19 @@ func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
 	return act
 }
 
+// resume reads what a paused connection left in gnet's buffer. Loop only.
+func (c *Conn) resume() {
+	if c.process() == gnet.Close && c.state != stateClosed {
+		c.loop.el.Close(c.gc)
+	}
+}
+
 func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c, _ := gc.Context().(*Conn)
 	if c == nil {
 		return gnet.None
 	}
-	l := c.loop
-	l.enter()
-	prev := c.state
-	c.state = stateClosed
-	c.closed.Store(true)
-	l.wheel.remove(c)
-	l.unlink(c)
-	l.stats.open.Add(-1)
-	if l.batchConn == c {
-		l.batch, l.batchConn = l.batch[:0], nil // never to reach another connection
-	}
-	c.releaseMsg()
-	c.releaseDeflate()
-	if prev == stateHandshake && c.client {
-		c.dialFailed(err)
-	}
-	c.releaseHandshake()
-	if q := c.q.Load(); q != nil {
-		q.wmu.Lock()
-		if q.wq != nil {
-			pool.Put(q.wq)
-			q.wq = nil
-		}
-		q.qclose = nil
-		q.wmu.Unlock()
-	}
-	if prev == stateHandshake {
-		return gnet.None
-	}
-	cause := c.closeErr()
-	switch {
-	case cause != nil:
-	case err != nil:
-		cause = err
-	default:
-		cause = ErrServerClosed
-	}
-	c.extra().closeErr = cause
-	code := codec.CloseStatus(cause)
-	switch {
-	case code != 0:
-	case c.sentCode != 0:
-		code = c.sentCode // an engine decision (idle, panic, slow reader …): the code we sent
-	case errors.Is(cause, ErrServerClosed):
-		code = codec.StatusGoingAway
-	default:
-		code = codec.StatusAbnormalClosure
-	}
-	l.stats.countClose(code)
-	if !c.inTraffic {
-		c.notifyClose(cause)
-	}
+	c.loop.enter()
+	c.socketClosed(err)
 	return gnet.None
 }

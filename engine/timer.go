@@ -1,5 +1,7 @@
 package engine
 
+import "github.com/galews/gale/codec"
+
 // wheelSlots is the number of slots in a loop's timing wheel. Deadlines
 // further out than one revolution stay in their slot and are skipped until
 // their round comes.
@@ -73,5 +75,61 @@ func (w *wheel) advance(now int64, fire func(*Conn)) {
 			}
 			c = next
 		}
+	}
+}
+
+// Keepalive: the policy the wheel carries out for open connections. Each
+// connection is armed for its next deadline only: the idle timeout counted
+// from the last bytes received, or the next ping, whichever comes first.
+
+// armKeepalive arms the wheel for the next idle deadline or ping.
+func (c *Conn) armKeepalive() {
+	l := c.loop
+	cfg := &l.srv.cfg
+	now := l.wheel.now
+	var next int64
+	if cfg.IdleTimeout > 0 {
+		next = now - c.since(c.lastRead) + l.srv.ticks(cfg.IdleTimeout)
+	}
+	if cfg.PingInterval > 0 {
+		p := now - min(c.since(c.lastRead), c.since(c.lastPing)) + l.srv.ticks(cfg.PingInterval)
+		if next == 0 || p < next {
+			next = p
+		}
+	}
+	if next != 0 {
+		l.wheel.schedule(c, next)
+	} else {
+		l.wheel.remove(c)
+	}
+}
+
+// since returns the ticks from the (32-bit) tick t to now.
+func (c *Conn) since(t uint32) int64 { return int64(uint32(c.loop.wheel.now) - t) }
+
+// stamp returns the current tick in the 32 bits a Conn keeps.
+func (l *loop) stamp() uint32 { return uint32(l.wheel.now) }
+
+// onTimer runs when the connection's tick comes. Loop only.
+func (c *Conn) onTimer() {
+	l := c.loop
+	cfg := &l.srv.cfg
+	switch c.state {
+	case stateHandshake:
+		c.abort(ErrHandshakeTimeout)
+	case stateClosing:
+		c.abort(ErrCloseTimeout)
+	case stateOpen:
+		if cfg.IdleTimeout > 0 && c.since(c.lastRead) >= l.srv.ticks(cfg.IdleTimeout) {
+			c.failWith(codec.StatusGoingAway, "idle timeout", ErrIdleTimeout)
+			return
+		}
+		if cfg.PingInterval > 0 && min(c.since(c.lastRead), c.since(c.lastPing)) >= l.srv.ticks(cfg.PingInterval) {
+			c.lastPing = l.stamp()
+			if c.sendLoop(outFrame{op: codec.OpPing, fin: true, own: true}) != nil {
+				return
+			}
+		}
+		c.armKeepalive()
 	}
 }

@@ -129,16 +129,9 @@ func (c *Conn) readHandshake() gnet.Action {
 	}
 	c.ctx = ur.Context
 	c.gc.Discard(n)
-	c.releaseHandshake()
-
-	l := c.loop
-	c.state = stateOpen
-	l.stats.upgrades.Add(1)
-	c.lastRead, c.lastPing = l.stamp(), l.stamp()
-	c.armKeepalive()
-	c.dispatchOpen()
+	c.open()
 	// A Close from OnOpen leaves stateClosing: wait for the peer's answer.
-	if c.state == stateClosed || c.wantClose {
+	if c.closing() {
 		return gnet.Close
 	}
 	return c.readFrames()

@@ -65,7 +65,7 @@ func (wp *workerPool) run() {
 
 // drain runs c's events until its queue is empty.
 func (wp *workerPool) drain(c *Conn) {
-	q := c.ext.work
+	q := c.ext.Load().work
 	for {
 		q.mu.Lock()
 		if len(q.events) == 0 {

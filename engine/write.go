@@ -8,37 +8,86 @@ import (
 	"github.com/galews/gale/pool"
 )
 
+// The write path, one straight line for every kind of frame:
+//
+//	WriteMessage, WriteText, WriteBinary, WriteMessageUncompressed,
+//	WriteFrame, WritePrepared, Ping, Pong          Close
+//	        │ an outFrame                             │
+//	        ▼                                         │
+//	      send ── on the connection's loop ──► sendLoop: admit, compress,
+//	        │                                  frame, then batch (inside
+//	        │                                  OnTraffic) or write
+//	        └── any other goroutine ─────────► sendQueued: compress, frame,
+//	                                           admit, append to the queue;
+//	                                           the loop's drain writes it
+//
+// admit is the one outbound-policy check. Frames a callback writes during
+// OnTraffic, whatever their kind, join one batch in call order; a frame too
+// big to batch flushes the batch first. So the wire order is the call order
+// on each goroutine.
+
+// outFrame is one frame on its way out.
+type outFrame struct {
+	op      codec.Opcode
+	fin     bool
+	p       []byte           // the payload
+	pm      *PreparedMessage // instead of p: a prepared message, written as encoded
+	deflate bool             // a whole message that permessage-deflate may compress
+	own     bool             // Gale's own frame (pong, close, keepalive ping): not subject to the outbound policy
+}
+
+// startsMessage reports whether the outbound policy applies: it is checked
+// where a message starts, so the frames of a message already started are
+// never cut off, and control frames (at most 131 bytes) always go.
+func (f *outFrame) startsMessage() bool {
+	return !f.own && (f.op == codec.OpText || f.op == codec.OpBinary)
+}
+
 // WriteMessage sends p as one message; op is codec.OpText or codec.OpBinary.
-// Inside the connection's callbacks the frame goes straight to the socket
-// and p is not copied (the kernel, or gnet's outbound buffer, takes it before
-// WriteMessage returns); from other goroutines it is copied into the
-// connection's queue and written by the loop, in order. p may be reused as
-// soon as WriteMessage returns. With permessage-deflate, a message of at
-// least Config.Compression.Threshold bytes is compressed (into the loop's
-// scratch space, or a pooled buffer off the loop).
+// Inside the connection's callbacks the frame goes straight to gnet (batched
+// with the other frames written during the same read) and p is not retained;
+// from other goroutines it is copied into the connection's queue and written
+// by the loop, in order. p may be reused as soon as WriteMessage returns.
+// With permessage-deflate, a message of at least
+// Config.Compression.Threshold bytes is compressed. A write that meets a
+// backlog over Config.MaxOutbound follows Config.OutboundPolicy.
 func (c *Conn) WriteMessage(op codec.Opcode, p []byte) error {
 	if op != codec.OpText && op != codec.OpBinary {
 		return ErrInvalidOpcode
 	}
-	return c.writeMessage(op, p)
+	return c.send(outFrame{op: op, fin: true, p: p, deflate: true})
 }
 
 // WriteText sends p as a text message. p must be valid UTF-8.
-func (c *Conn) WriteText(p []byte) error { return c.writeMessage(codec.OpText, p) }
+func (c *Conn) WriteText(p []byte) error {
+	return c.send(outFrame{op: codec.OpText, fin: true, p: p, deflate: true})
+}
 
 // WriteBinary sends p as a binary message.
-func (c *Conn) WriteBinary(p []byte) error { return c.writeMessage(codec.OpBinary, p) }
+func (c *Conn) WriteBinary(p []byte) error {
+	return c.send(outFrame{op: codec.OpBinary, fin: true, p: p, deflate: true})
+}
+
+// WriteMessageUncompressed is WriteMessage without compression, whatever
+// the connection negotiated: for data that is already compressed, or small
+// and latency-bound.
+func (c *Conn) WriteMessageUncompressed(op codec.Opcode, p []byte) error {
+	if op != codec.OpText && op != codec.OpBinary {
+		return ErrInvalidOpcode
+	}
+	return c.send(outFrame{op: op, fin: true, p: p})
+}
 
 // WriteFrame sends one frame of a fragmented message: the first with
 // codec.OpText or codec.OpBinary, the rest with codec.OpContinuation, the
 // last with fin set. The frames of one message must come from one goroutine
 // and no other message may be sent between them (RFC 6455 §5.4); control
-// frames may.
+// frames may. Frames are never compressed.
 func (c *Conn) WriteFrame(op codec.Opcode, p []byte, fin bool) error {
 	if !op.IsData() || op.IsReserved() {
 		return ErrInvalidOpcode
 	}
-	return c.write(op, fin, p)
+	return c.send(outFrame{op: op, fin: fin, p: p})
 }
 
 // Ping sends a ping with payload p (at most 125 bytes).
@@ -46,7 +95,7 @@ func (c *Conn) Ping(p []byte) error {
 	if len(p) > codec.MaxControlPayload {
 		return ErrControlTooLong
 	}
-	return c.write(codec.OpPing, true, p)
+	return c.send(outFrame{op: codec.OpPing, fin: true, p: p})
 }
 
 // Pong sends an unsolicited pong (RFC 6455 §5.5.3: a heartbeat).
@@ -54,7 +103,19 @@ func (c *Conn) Pong(p []byte) error {
 	if len(p) > codec.MaxControlPayload {
 		return ErrControlTooLong
 	}
-	return c.write(codec.OpPong, true, p)
+	return c.send(outFrame{op: codec.OpPong, fin: true, p: p})
+}
+
+// WritePrepared sends a prepared message. On the connection's loop the
+// shared frame is written without encoding it again; from other goroutines
+// it is copied into the queue like any write. On a client connection the
+// message is sent like WriteMessage: a client masks each frame with a fresh
+// key, so a shared frame cannot go out as is.
+func (c *Conn) WritePrepared(pm *PreparedMessage) error {
+	if c.client {
+		return c.send(outFrame{op: pm.op, fin: true, p: pm.payload(), deflate: true})
+	}
+	return c.send(outFrame{op: pm.op, fin: true, pm: pm})
 }
 
 // Close starts the closing handshake: it sends a Close frame with code and
@@ -70,7 +131,6 @@ func (c *Conn) Close(code codec.StatusCode, reason string) error {
 			return ErrClosed
 		}
 		c.sendClose(code, reason)
-		c.closed.Store(true)
 		return nil
 	}
 	q := c.queue()
@@ -104,56 +164,126 @@ func (c *Conn) Buffered() int {
 	return n
 }
 
-func (c *Conn) write(op codec.Opcode, fin bool, p []byte) error {
-	if c.loop.onLoop() {
-		if c.closed.Load() || c.state != stateOpen {
-			return ErrClosed
-		}
-		return c.writeLoop(op, fin, p, false)
+// send routes a frame: straight to gnet on the connection's loop, through
+// the queue from anywhere else.
+func (c *Conn) send(f outFrame) error {
+	if !c.loop.onLoop() {
+		return c.sendQueued(f)
 	}
-	return c.writeQueued(op, fin, p)
+	if c.closed.Load() || c.state != stateOpen {
+		return ErrClosed
+	}
+	return c.sendLoop(f)
 }
 
-// writeLoop writes one frame straight to gnet. Loop only. control says the
-// frame is Gale's own (pong, close) and bypasses the outbound policy.
-func (c *Conn) writeLoop(op codec.Opcode, fin bool, p []byte, control bool) error {
-	return c.writeFrameLoop(op, 0, fin, p, control)
-}
-
-// writeFrameLoop is writeLoop with RSV bits: codec.Rsv1 marks a compressed
-// message (deflate.go).
-func (c *Conn) writeFrameLoop(op codec.Opcode, rsv byte, fin bool, p []byte, control bool) error {
+// admit is the outbound policy, checked where a message starts. backlog is
+// what the connection has accepted and the kernel not yet taken. A backlog
+// of Config.MaxOutbound or more means the peer is not reading; so does any
+// backlog while the server is over its memory budget. One message larger
+// than MaxOutbound written to a peer that keeps up is not a backlog and
+// goes. Under OutboundReject the write is refused (ErrOutboundFull); under
+// OutboundClose the caller drops the connection with the error returned.
+func (c *Conn) admit(backlog int) error {
 	srv := c.loop.srv
-	l := c.loop
-	h := codec.Header{Fin: fin, Rsv: rsv, Opcode: op, Length: int64(len(p))}
-	if c.client {
-		h.Masked, h.Mask = true, newMaskKey()
-	}
-	if !control && srv.cfg.OutboundPolicy == OutboundReject &&
-		c.gc.OutboundBuffered()+len(l.batch)+h.Len()+len(p) > srv.cfg.MaxOutbound {
-		return ErrOutboundFull
-	}
-	if c.inTraffic && len(p) <= batchMax {
-		// Inside this connection's OnTraffic: gather the frame with the
-		// others its callbacks write, for one syscall when OnTraffic ends
-		// (a read that carried several messages gets one write back). The
-		// copy keeps WriteMessage's promise that p may be reused at once,
-		// and costs far less than the write it saves.
-		l.batch = codec.AppendFrame(l.batch, h, p) // masks the copy for a client
-		l.batchConn = c
-		l.stats.countOut(op, fin, len(p))
-		if len(l.batch) >= batchFlush {
-			return c.flushBatch()
-		}
-		return nil
-	}
-	if err := c.flushBatch(); err != nil {
-		return err
-	}
 	var err error
 	switch {
-	case c.client && len(p) > 0:
-		// The caller's payload must not change, so it is masked in a copy.
+	case backlog >= srv.cfg.MaxOutbound:
+		err = ErrSlowReader
+	case backlog > 0 && srv.mem.over():
+		err = ErrMemoryBudget
+	default:
+		return nil
+	}
+	if srv.cfg.OutboundPolicy == OutboundReject {
+		return ErrOutboundFull
+	}
+	return err
+}
+
+// sendLoop encodes f and hands it to gnet. Loop only; the caller has
+// checked that the connection is open.
+func (c *Conn) sendLoop(f outFrame) error {
+	l := c.loop
+	if f.startsMessage() {
+		if err := c.admit(c.gc.OutboundBuffered() + c.batched()); err != nil {
+			if err != ErrOutboundFull {
+				c.dropBacklogged(err)
+			}
+			return err
+		}
+	}
+
+	// Encode: a prepared frame as it is; else the payload, compressed when
+	// the message qualifies, behind a header (masked in a copy for a client,
+	// whose caller's payload must not change).
+	var (
+		frame    []byte // a whole encoded frame, or nil: hdr + p
+		p        = f.p
+		n        = len(f.p) // payload bytes, uncompressed, for Stats
+		rsv      byte
+		window   bool // compressed with the connection's window: extend it once written
+		noWindow bool // compressed without it: the window must be dropped
+	)
+	switch {
+	case f.pm != nil:
+		frame, noWindow = c.preparedFrame(f.pm)
+		n = f.pm.n
+	case f.deflate && c.dfl.on && len(p) >= l.srv.cfg.Compression.Threshold:
+		if z, ok := c.deflateLoop(p); ok {
+			p, rsv, window = z, codec.Rsv1, !c.dfl.txReset
+		}
+	}
+	size := len(frame)
+	var h codec.Header
+	if frame == nil {
+		h = codec.Header{Fin: f.fin, Rsv: rsv, Opcode: f.op, Length: int64(len(p))}
+		if c.client {
+			h.Masked, h.Mask = true, newMaskKey()
+		}
+		size = h.Len() + len(p)
+	}
+
+	// Write: inside this connection's OnTraffic, frames are gathered for
+	// one syscall when OnTraffic ends (a read that carried several messages
+	// gets one write back). The copy keeps the promise that p may be reused
+	// at once and costs far less than the write it saves. A frame too big
+	// to batch flushes the batch first, so the order holds.
+	var err error
+	if c.inTraffic && size <= batchMax {
+		if frame != nil {
+			l.batch = append(l.batch, frame...)
+		} else {
+			l.batch = codec.AppendFrame(l.batch, h, p) // masks the copy for a client
+		}
+		l.batchConn = c
+		if len(l.batch) >= batchFlush {
+			err = c.flushBatch()
+		}
+	} else if err = c.flushBatch(); err == nil {
+		err = c.writeDirect(frame, h, p)
+	}
+	if err != nil {
+		return err // gnet has closed the connection; OnClose follows
+	}
+	l.stats.countOut(f.op, f.fin, n)
+	if window {
+		c.dfl.tx = pushWindow(c.dfl.tx, f.p, maxWindow)
+	} else if noWindow {
+		c.dropTx()
+	}
+	l.z.out.trim()
+	return nil
+}
+
+// writeDirect writes one frame to gnet now: frame when it is encoded
+// already, else h and p, zero-copy for a server. Loop only.
+func (c *Conn) writeDirect(frame []byte, h codec.Header, p []byte) error {
+	l := c.loop
+	var err error
+	switch {
+	case frame != nil:
+		_, err = c.gc.Write(frame)
+	case h.Masked && len(p) > 0:
 		l.mbuf = codec.AppendFrame(l.mbuf[:0], h, p)
 		_, err = c.gc.Write(l.mbuf)
 		if cap(l.mbuf) > maxSpare {
@@ -167,19 +297,26 @@ func (c *Conn) writeFrameLoop(op codec.Opcode, rsv byte, fin bool, p []byte, con
 		l.iov[0], l.iov[1] = nil, nil
 	}
 	if err != nil {
-		return err // gnet has closed the connection; OnClose follows
+		return err
 	}
-	l.stats.countOut(op, fin, len(p))
-	return c.afterWrite()
+	return c.wrote()
 }
 
-// Write batching inside OnTraffic: frames with payloads up to batchMax are
+// Write batching inside OnTraffic: frames up to batchMax bytes are
 // gathered; the batch is written when it reaches batchFlush and when
-// OnTraffic ends. Larger payloads go out zero-copy with Writev.
+// OnTraffic ends. Larger frames go out zero-copy.
 const (
-	batchMax   = 16 << 10
+	batchMax   = 16<<10 + codec.MaxHeaderLen
 	batchFlush = 256 << 10
 )
+
+// batched returns the bytes c has in the loop's batch.
+func (c *Conn) batched() int {
+	if c.loop.batchConn != c {
+		return 0
+	}
+	return len(c.loop.batch)
+}
 
 // flushBatch writes the frames gathered for c during its OnTraffic. Loop
 // only. A callback may write to other connections of the loop meanwhile:
@@ -200,79 +337,96 @@ func (c *Conn) flushBatch() error {
 	if _, err := c.gc.Write(b); err != nil {
 		return err // gnet has closed the connection; OnClose follows
 	}
-	return c.afterWrite()
+	return c.wrote()
 }
 
-// afterWrite applies the outbound cap once gnet has taken a write.
-func (c *Conn) afterWrite() error {
+// wrote runs after gnet took a write: what it could not hand to the kernel
+// counts as the connection's backlog (limits.go).
+func (c *Conn) wrote() error {
 	if c.state == stateClosed {
 		return ErrClosed
 	}
-	buffered := c.gc.OutboundBuffered()
-	if q := c.q.Load(); q != nil {
-		q.outbound.Store(int64(buffered))
-	}
-	if buffered > c.loop.srv.cfg.MaxOutbound && c.loop.srv.cfg.OutboundPolicy == OutboundClose {
-		c.abort(ErrSlowReader)
-		return ErrSlowReader
-	}
+	c.account()
 	return nil
 }
 
-// sendClose writes a Close frame and moves to stateClosing with the close
-// timer armed. Loop only.
-func (c *Conn) sendClose(code codec.StatusCode, reason string) {
-	if c.state != stateOpen {
-		return
+// sendQueued encodes f on the calling goroutine and appends it to the
+// connection's queue for the loop. Compression here is without the
+// connection's window, which belongs to the loop.
+func (c *Conn) sendQueued(f outFrame) error {
+	srv := c.loop.srv
+	var (
+		frame    []byte
+		p        = f.p
+		n        = len(f.p)
+		rsv      byte
+		noWindow bool
+		s        *sink
+	)
+	switch {
+	case f.pm != nil:
+		frame, noWindow = c.preparedFrame(f.pm)
+		n = f.pm.n
+	case f.deflate && c.dfl.on && len(p) >= srv.cfg.Compression.Threshold:
+		s = sinks.Get().(*sink)
+		if z, ok := s.deflate(p, srv.cfg.Compression.Level, nil); ok {
+			p, rsv, noWindow = z, codec.Rsv1, true
+		}
 	}
-	var buf [codec.MaxControlPayload]byte
-	payload := codec.AppendClosePayload(buf[:0], code, reason)
-	c.writeLoop(codec.OpClose, true, payload, true)
-	c.sentCode = code
-	if c.state == stateClosed {
-		return
-	}
-	c.state = stateClosing
-	l := c.loop
-	l.wheel.schedule(c, l.wheel.now+l.srv.ticks(l.srv.cfg.CloseTimeout))
-}
-
-// writeQueued appends the frame to the connection's queue for the loop.
-func (c *Conn) writeQueued(op codec.Opcode, fin bool, p []byte) error {
-	return c.writeQueuedFrame(op, 0, fin, p)
-}
-
-// writeQueuedFrame is writeQueued with RSV bits: codec.Rsv1 marks a
-// compressed message (deflate.go).
-func (c *Conn) writeQueuedFrame(op codec.Opcode, rsv byte, fin bool, p []byte) error {
-	cfg := &c.loop.srv.cfg
-	h := codec.Header{Fin: fin, Rsv: rsv, Opcode: op, Length: int64(len(p))}
+	h := codec.Header{Fin: f.fin, Rsv: rsv, Opcode: f.op, Length: int64(len(p))}
 	if c.client {
 		h.Masked, h.Mask = true, newMaskKey()
 	}
-	need := h.Len() + len(p)
+	need := len(frame)
+	if frame == nil {
+		need = h.Len() + len(p)
+	}
+	err := c.enqueue(&f, need, frame, h, p, noWindow)
+	if err == nil {
+		c.loop.stats.countOut(f.op, f.fin, n)
+	}
+	if s != nil {
+		s.trim()
+		sinks.Put(s)
+	}
+	return err
+}
+
+// enqueue appends the encoded frame (frame, or h and p), need bytes, to
+// c's queue after the outbound policy, and schedules a drain.
+func (c *Conn) enqueue(f *outFrame, need int, frame []byte, h codec.Header, p []byte, noWindow bool) error {
 	q := c.queue()
 	q.wmu.Lock()
 	if c.closed.Load() {
 		q.wmu.Unlock()
 		return ErrClosed
 	}
-	if int(q.outbound.Load())+q.lenLocked()+need > cfg.MaxOutbound {
-		if cfg.OutboundPolicy == OutboundReject {
-			q.wmu.Unlock()
-			return ErrOutboundFull
+	if f.startsMessage() {
+		if err := c.admit(int(q.outbound.Load()) + q.lenLocked()); err != nil {
+			if err == ErrOutboundFull {
+				q.wmu.Unlock()
+				return err
+			}
+			c.closed.Store(true)
+			q.qabort = err
+			c.enqueueLocked(q)
+			return err
 		}
-		c.closed.Store(true)
-		q.qabort = ErrSlowReader
-		c.enqueueLocked(q)
-		return ErrSlowReader
 	}
-	var n int
-	q.wq, n = growQueued(q.wq, need)
-	*q.wq = codec.AppendFrame((*q.wq)[:n], h, p)
-	q.qdeflated = q.qdeflated || rsv != 0
+	if q.wq == nil {
+		q.wq = pool.Get(need)
+		*q.wq = (*q.wq)[:0]
+	}
+	m := len(*q.wq)
+	q.wq = pool.Grow(q.wq, m+need)
+	if frame != nil {
+		*q.wq = append((*q.wq)[:m], frame...)
+	} else {
+		*q.wq = codec.AppendFrame((*q.wq)[:m], h, p)
+	}
+	q.noWindow = q.noWindow || noWindow
+	c.loop.srv.mem.add(int64(need))
 	c.enqueueLocked(q)
-	c.loop.stats.countOut(op, fin, len(p))
 	return nil
 }
 
@@ -287,55 +441,39 @@ func (c *Conn) enqueueLocked(q *outQueue) {
 }
 
 // flushQueue writes what other goroutines queued, then carries out a
-// queued close or abort. Loop only.
+// queued close or drop. Loop only.
 func (c *Conn) flushQueue() {
 	q := c.q.Load()
 	if q == nil {
 		return
 	}
 	q.wmu.Lock()
-	b, cl, abort, deflated := q.wq, q.qclose, q.qabort, q.qdeflated
-	q.wq, q.qclose, q.qabort, q.queued, q.qdeflated = nil, nil, nil, false, false
+	b, cl, abort, noWindow := q.wq, q.qclose, q.qabort, q.noWindow
+	q.wq, q.qclose, q.qabort, q.queued, q.noWindow = nil, nil, nil, false, false
 	q.wmu.Unlock()
 	if b != nil {
+		c.loop.srv.mem.add(-int64(len(*b)))
 		if c.state == stateOpen {
 			if _, err := c.gc.Write(*b); err == nil {
-				c.afterWrite()
+				c.wrote()
 			}
 		}
 		pool.Put(b)
 	}
-	if deflated {
+	if noWindow {
 		c.dropTx() // compressed without the send window: see dropTx
 	}
 	switch {
 	case c.state == stateClosed:
 	case abort != nil:
-		c.abort(abort)
+		c.dropBacklogged(abort)
 	case cl != nil:
 		if cl.err != nil {
 			c.setCloseErr(cl.err)
 		}
 		c.sendClose(cl.code, cl.reason)
 	}
-}
-
-// growQueued makes room for need more bytes in the queue buffer q (nil for
-// none yet) and returns it with the length to append at.
-func growQueued(q *[]byte, need int) (*[]byte, int) {
-	if q == nil {
-		q = pool.Get(need)
-		*q = (*q)[:0]
-	}
-	n := len(*q)
-	return pool.Grow(q, n+need), n
-}
-
-// appendQueued appends raw bytes to the queue buffer q.
-func appendQueued(q *[]byte, p []byte) *[]byte {
-	q, n := growQueued(q, len(p))
-	copy((*q)[n:], p)
-	return q
+	c.checkBacklog()
 }
 
 // newMaskKey returns a fresh masking key from the runtime's per-thread

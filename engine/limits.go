@@ -1,0 +1,240 @@
+package engine
+
+import (
+	"context"
+	"math"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/galews/gale/codec"
+)
+
+// Limits on what a server holds for peers that send faster than they read.
+//
+// Backlog: the bytes written to a connection that the kernel has not taken
+// yet (gnet's outbound buffer) plus those queued by other goroutines. A
+// message that meets a backlog of Config.MaxOutbound is the sign of a peer
+// that does not read; admit (write.go) applies Config.OutboundPolicy to it.
+//
+// Read backpressure: a connection whose backlog passes half of MaxOutbound
+// is not read further (its frames are not parsed, so its handler writes no
+// more replies) until the backlog falls under an eighth. gnet v2.10 cannot
+// stop reading a socket (its level-triggered registration is internal and
+// it has no pause call), so what the peer sends meanwhile waits in gnet's
+// inbound buffer; past MaxOutbound of it the peer is neither reading nor
+// waiting and is dropped as a slow reader.
+//
+// Memory budget: the server counts, across connections, the backlogs, the
+// unread bytes of paused connections, queued writes and message
+// reassembly buffers. Past Config.MemoryBudget: a message to a connection
+// with any backlog is refused or drops it (OutboundPolicy); a message
+// waiting for reassembly is not read further until memory falls under the
+// budget; and, under OutboundClose, the paused connections are dropped with
+// 1013 until it does. A connection that keeps up is never dropped for
+// the budget.
+//
+// Paused and backlogged connections are on their loop's watch list, which
+// a timer checks every watchEvery while it is not empty: it resumes
+// connections that drained and applies the budget. After a burst, once
+// the memory held has fallen well below its peak, the server returns the
+// freed memory to the operating system (releaseAfterBurst).
+
+// Why reading is held back (Conn.paused).
+const (
+	pausedBacklog uint8 = 1 << iota // the backlog passed the high-water mark
+	pausedBudget                    // reassembly waits for memory under the budget
+)
+
+// watchEvery is how often a loop with watched connections checks them.
+const watchEvery = 5 * time.Millisecond
+
+// memBudget counts the bytes held for connections beyond their idle cost.
+type memBudget struct {
+	used  atomic.Int64
+	limit int64 // ≤ 0: no budget
+
+	// Burst release, runTicker's goroutine only.
+	peak     int64
+	released time.Time
+}
+
+func (m *memBudget) add(d int64) {
+	if d != 0 {
+		m.used.Add(d)
+	}
+}
+
+// over reports whether the budget is exceeded.
+func (m *memBudget) over() bool { return m.limit > 0 && m.used.Load() > m.limit }
+
+// Burst release thresholds: a peak of at least releaseMin bytes held, now
+// fallen under a quarter of it, at most once per releaseEvery.
+const (
+	releaseMin   = 32 << 20
+	releaseEvery = 2 * time.Second
+)
+
+// releaseAfterBurst returns freed memory to the operating system once a
+// burst is over. Without it the pools and the heap keep a burst's worth of
+// memory for minutes (pooled buffers survive until two garbage collections
+// pass, and a quiet server collects rarely). Called on every tick from the
+// ticker goroutine.
+func (m *memBudget) releaseAfterBurst(now time.Time) {
+	used := m.used.Load()
+	m.peak = max(m.peak, used)
+	if m.peak < releaseMin || used > m.peak/4 || now.Sub(m.released) < releaseEvery {
+		return
+	}
+	m.peak, m.released = used, now
+	go func() {
+		runtime.GC() // a first cycle moves pooled buffers to the victim caches
+		debug.FreeOSMemory()
+	}()
+}
+
+// account brings the budget up to date with what gnet holds for c: its
+// outbound backlog and, while reading is paused, the unread bytes. A
+// connection holding anything is watched. Loop only.
+func (c *Conn) account() {
+	out := c.gc.OutboundBuffered()
+	if q := c.q.Load(); q != nil {
+		q.outbound.Store(int64(out))
+	}
+	held := out
+	if c.paused != 0 {
+		held += c.gc.InboundBuffered()
+	}
+	h := uint32(min(held, math.MaxUint32))
+	if h != c.held {
+		c.loop.srv.mem.add(int64(h) - int64(c.held))
+		c.held = h
+	}
+	if h > 0 && !c.watched {
+		c.loop.watch(c)
+	}
+}
+
+// unaccount takes what c held out of the budget: its socket is gone.
+func (c *Conn) unaccount() {
+	c.loop.srv.mem.add(-int64(c.held))
+	c.held = 0
+}
+
+// checkBacklog runs after c's reads and writes: it pauses reading past the
+// high-water mark, and drops a paused peer that keeps sending past
+// MaxOutbound unread bytes. Loop only.
+func (c *Conn) checkBacklog() {
+	if c.state != stateOpen && c.state != stateClosing {
+		return
+	}
+	srv := c.loop.srv
+	if c.paused&pausedBacklog == 0 && c.gc.OutboundBuffered()+c.batched() >= srv.pauseAt {
+		c.paused |= pausedBacklog
+	}
+	if c.paused != 0 && c.gc.InboundBuffered() > srv.cfg.MaxOutbound {
+		err := ErrSlowReader
+		if c.paused&pausedBacklog == 0 {
+			err = ErrMemoryBudget
+		}
+		c.dropBacklogged(err)
+		return
+	}
+	c.account()
+	if c.paused != 0 && !c.watched {
+		c.loop.watch(c)
+	}
+}
+
+// admitRead reports whether k more bytes may be copied into the reassembly
+// buffer; over the memory budget it pauses c instead, unless the buffer
+// has room already. Loop only.
+func (c *Conn) admitRead(k int64) bool {
+	if !c.loop.srv.mem.over() || c.msg != nil && int64(cap(*c.msg)-len(*c.msg)) >= k {
+		return true
+	}
+	c.paused |= pausedBudget
+	return false
+}
+
+// dropBacklogged closes a connection that does not keep up: its Close goes
+// behind the backlog, so the peer sees it if the socket still takes it
+// (gnet writes what it can before closing), and the socket is dropped.
+// Loop only.
+func (c *Conn) dropBacklogged(err error) {
+	code, reason := codec.StatusPolicyViolation, "slow reader"
+	if err == ErrMemoryBudget {
+		code, reason = codec.StatusTryAgainLater, "server memory budget exceeded"
+	}
+	c.failWith(code, reason, err)
+}
+
+// watch adds c to the loop's watch list, starting the check timer.
+func (l *loop) watch(c *Conn) {
+	c.watched = true
+	l.watched = append(l.watched, c)
+	if l.watching {
+		return
+	}
+	l.watching = true
+	if l.watchTimer == nil {
+		l.watchTimer = time.AfterFunc(watchEvery, l.wakeWatch)
+	} else {
+		l.watchTimer.Reset(watchEvery)
+	}
+}
+
+func (l *loop) wakeWatch() {
+	if l.el.Execute(context.Background(), (*watchRunner)(l)) != nil {
+		return // the loop is stopping
+	}
+}
+
+// watchRunner is the loop as the runnable that checks its watch list.
+type watchRunner loop
+
+func (w *watchRunner) Run(context.Context) error {
+	l := (*loop)(w)
+	l.enter()
+	srv := l.srv
+	// Resuming a connection runs its handler, which may get other
+	// connections watched: they join a fresh list.
+	list := l.watched
+	l.watched = l.watchSpare[:0]
+	for i, c := range list {
+		list[i] = nil
+		if c.state == stateClosed {
+			c.watched = false
+			continue
+		}
+		c.account()
+		resume := false
+		if c.paused&pausedBacklog != 0 && c.gc.OutboundBuffered() <= srv.resumeAt {
+			c.paused &^= pausedBacklog
+			resume = c.paused == 0
+		}
+		if c.paused&pausedBudget != 0 && !srv.mem.over() {
+			c.paused &^= pausedBudget
+			resume = c.paused == 0
+		}
+		if c.paused&pausedBacklog != 0 && srv.mem.over() && srv.cfg.OutboundPolicy == OutboundClose {
+			c.dropBacklogged(ErrMemoryBudget)
+		}
+		if resume {
+			c.resume()
+		}
+		if c.state != stateClosed && (c.held > 0 || c.paused != 0) {
+			l.watched = append(l.watched, c)
+		} else {
+			c.watched = false
+		}
+	}
+	l.watchSpare = list[:0]
+	if len(l.watched) > 0 {
+		l.watchTimer.Reset(watchEvery)
+	} else {
+		l.watching = false
+	}
+	return nil
+}
