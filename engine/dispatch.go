@@ -61,10 +61,7 @@ func (c *Conn) recoverPanic(callback string) {
 		return
 	}
 	c.loop.srv.cfg.Logger.Error("gale: handler panicked", "callback", callback, "panic", v, "remote", c.raddr)
-	if c.state == stateOpen {
-		c.sendClose(codec.StatusInternalError, "")
-	}
-	c.abort(fmt.Errorf("%w: %s: %v", ErrHandlerPanic, callback, v))
+	c.failWith(codec.StatusInternalError, "", fmt.Errorf("%w: %s: %v", ErrHandlerPanic, callback, v))
 }
 
 func callClose(srv *Server, c *Conn, err error) {

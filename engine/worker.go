@@ -36,14 +36,24 @@ type workQueue struct {
 	running bool // handed to a worker that has not finished draining
 }
 
+// workerPool hands connections with work to the workers. Its ready list
+// never blocks the loop that adds to it: a connection is on it at most once
+// at a time (workQueue.running), so it is bounded by the open connections,
+// however long the workers are busy.
 type workerPool struct {
-	srv   *Server
-	ready chan *Conn
-	wg    sync.WaitGroup
+	srv *Server
+	wg  sync.WaitGroup
+
+	mu      sync.Mutex
+	cond    sync.Cond
+	ready   []*Conn // FIFO from head
+	head    int
+	stopped bool
 }
 
 func newWorkerPool(srv *Server, n int) *workerPool {
-	wp := &workerPool{srv: srv, ready: make(chan *Conn, 4096)}
+	wp := &workerPool{srv: srv}
+	wp.cond.L = &wp.mu
 	wp.wg.Add(n)
 	for range n {
 		go wp.run()
@@ -51,14 +61,54 @@ func newWorkerPool(srv *Server, n int) *workerPool {
 	return wp
 }
 
+// push hands c to a worker. It never blocks.
+func (wp *workerPool) push(c *Conn) {
+	wp.mu.Lock()
+	wp.ready = append(wp.ready, c)
+	wp.mu.Unlock()
+	wp.cond.Signal()
+}
+
+// pop waits for a connection with work; false once stopped and empty.
+func (wp *workerPool) pop() (*Conn, bool) {
+	wp.mu.Lock()
+	defer wp.mu.Unlock()
+	for wp.head == len(wp.ready) {
+		if wp.stopped {
+			return nil, false
+		}
+		wp.cond.Wait()
+	}
+	c := wp.ready[wp.head]
+	wp.ready[wp.head] = nil
+	wp.head++
+	switch {
+	case wp.head == len(wp.ready):
+		wp.ready, wp.head = wp.ready[:0], 0
+	case wp.head > 1024 && wp.head > len(wp.ready)/2:
+		n := copy(wp.ready, wp.ready[wp.head:])
+		clear(wp.ready[n:])
+		wp.ready, wp.head = wp.ready[:n], 0
+	}
+	return c, true
+}
+
+// stop lets the workers finish what is queued and waits for them.
 func (wp *workerPool) stop() {
-	close(wp.ready)
+	wp.mu.Lock()
+	wp.stopped = true
+	wp.mu.Unlock()
+	wp.cond.Broadcast()
 	wp.wg.Wait()
 }
 
 func (wp *workerPool) run() {
 	defer wp.wg.Done()
-	for c := range wp.ready {
+	for {
+		c, ok := wp.pop()
+		if !ok {
+			return
+		}
 		wp.drain(c)
 	}
 }
@@ -132,8 +182,7 @@ func (c *Conn) toWorker(kind eventKind, op codec.Opcode, fin bool, p []byte) {
 		if data != nil {
 			pool.Put(data)
 		}
-		c.sendClose(codec.StatusTryAgainLater, "")
-		c.abort(ErrWorkerQueueFull)
+		c.failWith(codec.StatusTryAgainLater, "", ErrWorkerQueueFull)
 		return
 	}
 	q.events = append(q.events, event{kind: kind, op: op, fin: fin, data: data})
@@ -141,7 +190,7 @@ func (c *Conn) toWorker(kind eventKind, op codec.Opcode, fin bool, p []byte) {
 	q.running = true
 	q.mu.Unlock()
 	if start {
-		srv.workers.ready <- c
+		srv.workers.push(c)
 	}
 }
 
@@ -159,7 +208,7 @@ func (c *Conn) closeToWorker(err error) {
 	q.running = true
 	q.mu.Unlock()
 	if start {
-		srv.workers.ready <- c
+		srv.workers.push(c)
 	}
 }
 
