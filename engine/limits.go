@@ -131,14 +131,15 @@ func (c *Conn) checkBacklog() {
 	}
 	srv := c.loop.srv
 	if c.paused&pausedBacklog == 0 && c.gc.OutboundBuffered()+c.batched() >= srv.pauseAt {
-		c.paused |= pausedBacklog
+		c.pause(pausedBacklog)
 	}
 	if c.paused != 0 && c.gc.InboundBuffered() > srv.cfg.MaxOutbound {
-		err := ErrSlowReader
-		if c.paused&pausedBacklog == 0 {
-			err = ErrMemoryBudget
+		// Neither reading nor waiting: drop it now.
+		if c.paused&pausedBacklog != 0 {
+			c.failWith(codec.StatusPolicyViolation, "slow reader", ErrSlowReader)
+		} else {
+			c.failWith(codec.StatusTryAgainLater, "server memory budget exceeded", ErrMemoryBudget)
 		}
-		c.dropBacklogged(err)
 		return
 	}
 	c.account()
@@ -154,20 +155,46 @@ func (c *Conn) admitRead(k int64) bool {
 	if !c.loop.srv.mem.over() || c.msg != nil && int64(cap(*c.msg)-len(*c.msg)) >= k {
 		return true
 	}
-	c.paused |= pausedBudget
+	c.pause(pausedBudget)
 	return false
 }
 
-// dropBacklogged closes a connection that does not keep up: its Close goes
-// behind the backlog, so the peer sees it if the socket still takes it
-// (gnet writes what it can before closing), and the socket is dropped.
-// Loop only.
-func (c *Conn) dropBacklogged(err error) {
-	code, reason := codec.StatusPolicyViolation, "slow reader"
-	if err == ErrMemoryBudget {
-		code, reason = codec.StatusTryAgainLater, "server memory budget exceeded"
+// pause holds reading back for why; unpause lets go of why and reports
+// whether reading may resume. Loop only.
+func (c *Conn) pause(why uint8) {
+	if c.paused == 0 {
+		c.loop.stats.paused.Add(1)
 	}
-	c.failWith(code, reason, err)
+	c.paused |= why
+}
+
+func (c *Conn) unpause(why uint8) bool {
+	if c.paused&why == 0 {
+		return false
+	}
+	c.paused &^= why
+	if c.paused != 0 {
+		return false
+	}
+	c.loop.stats.paused.Add(-1)
+	return true
+}
+
+// dropBacklogged closes a connection that does not keep up. Its Close
+// goes behind the backlog. A slow reader (ErrSlowReader) gets the closing
+// handshake: the peer sees the Close (1008) once it reads that far, and is
+// dropped at Config.CloseTimeout if it never does; its backlog is bounded
+// meanwhile, since nothing more is accepted. Over the memory budget
+// (ErrMemoryBudget) the socket is dropped at once to free the memory, and
+// the Close (1013) reaches the peer only if the socket still takes it (gnet
+// writes what it can before closing). Loop only.
+func (c *Conn) dropBacklogged(err error) {
+	if err == ErrSlowReader && c.state == stateOpen {
+		c.setCloseErr(err)
+		c.sendClose(codec.StatusPolicyViolation, "slow reader")
+		return
+	}
+	c.failWith(codec.StatusTryAgainLater, "server memory budget exceeded", err)
 }
 
 // watch adds c to the loop's watch list, starting the check timer.
@@ -210,13 +237,11 @@ func (w *watchRunner) Run(context.Context) error {
 		}
 		c.account()
 		resume := false
-		if c.paused&pausedBacklog != 0 && c.gc.OutboundBuffered() <= srv.resumeAt {
-			c.paused &^= pausedBacklog
-			resume = c.paused == 0
+		if c.gc.OutboundBuffered() <= srv.resumeAt && c.unpause(pausedBacklog) {
+			resume = true
 		}
-		if c.paused&pausedBudget != 0 && !srv.mem.over() {
-			c.paused &^= pausedBudget
-			resume = c.paused == 0
+		if !srv.mem.over() && c.unpause(pausedBudget) {
+			resume = true
 		}
 		if c.paused&pausedBacklog != 0 && srv.mem.over() && srv.cfg.OutboundPolicy == OutboundClose {
 			c.dropBacklogged(ErrMemoryBudget)

@@ -160,6 +160,10 @@ func (c *Conn) socketClosed(err error) {
 	c.releaseDeflate()
 	c.releaseQueue()
 	c.unaccount()
+	if c.paused != 0 {
+		c.paused = 0
+		l.stats.paused.Add(-1)
+	}
 	if prev == stateHandshake && c.client {
 		c.dialFailed(err)
 	}

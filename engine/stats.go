@@ -15,6 +15,13 @@ type Stats struct {
 	MessagesIn, MessagesOut uint64
 	BytesIn, BytesOut       uint64 // payload bytes, counted uncompressed
 
+	// Paused is the connections whose reading is held back now (read
+	// backpressure or the memory budget); MemoryHeld the bytes counted
+	// against Config.MemoryBudget: backlogs, queued writes, unread bytes of
+	// paused connections and reassembly buffers.
+	Paused     int64
+	MemoryHeld int64
+
 	// Closes counts upgraded connections by how they ended: the close code
 	// received or sent (codec.StatusCode), or 1006 when the transport
 	// dropped without a close handshake.
@@ -27,7 +34,7 @@ var closeCodes = [...]codec.StatusCode{1000, 1001, 1002, 1003, 1005, 1006, 1007,
 // loopStats are one loop's counters. Atomic so Stats can read them from any
 // goroutine; each loop has its own, so the adds never contend across cores.
 type loopStats struct {
-	open                               atomic.Int64
+	open, paused                       atomic.Int64
 	upgrades, rejected                 atomic.Uint64
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
 	closes                             [len(closeCodes) + 1]atomic.Uint64
@@ -54,9 +61,10 @@ func (s *loopStats) countClose(code codec.StatusCode) {
 
 // Stats returns the server's counters summed over its loops.
 func (s *Server) Stats() Stats {
-	st := Stats{Closes: map[codec.StatusCode]uint64{}}
+	st := Stats{Closes: map[codec.StatusCode]uint64{}, MemoryHeld: s.mem.used.Load()}
 	for _, l := range s.loopList() {
 		st.Open += l.stats.open.Load()
+		st.Paused += l.stats.paused.Load()
 		st.Upgrades += l.stats.upgrades.Load()
 		st.Rejected += l.stats.rejected.Load()
 		st.MessagesIn += l.stats.msgsIn.Load()

@@ -1,0 +1,433 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/galews/gale/codec"
+)
+
+// wireFrame is a frame as the client saw it.
+type wireFrame struct {
+	op  codec.Opcode
+	fin bool
+	p   string
+}
+
+// mixedWrites writes every kind of frame through c's public API in one
+// order: the wire must show exactly wantMixed.
+func mixedWrites(c *Conn, pm *PreparedMessage, big []byte) error {
+	steps := []func() error{
+		func() error { return c.WriteMessage(codec.OpText, []byte("first")) },
+		func() error { return c.WritePrepared(pm) },
+		func() error { return c.WriteFrame(codec.OpText, []byte("f1"), false) },
+		func() error { return c.Ping([]byte("p")) },
+		func() error { return c.WriteFrame(codec.OpContinuation, []byte("f2"), true) },
+		func() error { return c.WriteBinary(big) }, // too big to batch: written at once, after the batch
+		func() error { return c.WritePrepared(pm) },
+		func() error { return c.Pong([]byte("q")) },
+		func() error { return c.WriteText([]byte("last")) },
+		func() error { return c.Close(4000, "done") },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			return fmt.Errorf("step %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func wantMixed(big []byte) []wireFrame {
+	return []wireFrame{
+		{codec.OpText, true, "first"},
+		{codec.OpText, true, "second"},
+		{codec.OpText, false, "f1"},
+		{codec.OpPing, true, "p"},
+		{codec.OpContinuation, true, "f2"},
+		{codec.OpBinary, true, string(big)},
+		{codec.OpText, true, "second"},
+		{codec.OpPong, true, "q"},
+		{codec.OpText, true, "last"},
+		{codec.OpClose, true, string(codec.AppendClosePayload(nil, 4000, "done"))},
+	}
+}
+
+// TestWriteOrder mixes WriteMessage, WritePrepared, WriteFrame, Ping, Pong
+// and Close in one callback, and from another goroutine, and checks the
+// order on the wire: batched small frames, prepared frames and a frame too
+// big to batch must not overtake one another.
+func TestWriteOrder(t *testing.T) {
+	big := binaryPayload(batchMax + 1000)
+	pm, err := NewPreparedMessage(codec.OpText, []byte("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fromLoop := range []bool{true, false} {
+		name := map[bool]string{true: "callback", false: "goroutine"}[fromLoop]
+		t.Run(name, func(t *testing.T) {
+			errs := make(chan error, 1)
+			tr := newTracker(t)
+			tr.message = func(c *Conn, op codec.Opcode, p []byte) {
+				if fromLoop {
+					errs <- mixedWrites(c, pm, big)
+					return
+				}
+				go func() { errs <- mixedWrites(c, pm, big) }()
+			}
+			srv := startServer(t, tr, Config{Loops: 1, Logger: discardLogger()})
+			rc := upgradeRaw(t, srv.Addr())
+			rc.write(rawFrame(codec.OpText, true, []byte("go")))
+			if err := rawRecv(t, errs, "the writes"); err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range wantMixed(big) {
+				h, p := rc.readFrame()
+				got := wireFrame{h.Opcode, h.Fin, string(p)}
+				if got != want {
+					t.Fatalf("frame %d: got %v fin=%v %.20q, want %v fin=%v %.20q", i, got.op, got.fin, got.p, want.op, want.fin, want.p)
+				}
+			}
+		})
+	}
+}
+
+// TestWriteOrderGorilla is the case first reported: WriteMessage then
+// WritePrepared inside OnMessage reach a gorilla client in that order.
+func TestWriteOrderGorilla(t *testing.T) {
+	pm, _ := NewPreparedMessage(codec.OpText, []byte("second"))
+	tr := newTracker(t)
+	tr.message = func(c *Conn, op codec.Opcode, p []byte) {
+		c.WriteMessage(codec.OpText, []byte("first"))
+		c.WritePrepared(pm)
+	}
+	srv := startServer(t, tr, Config{Loops: 1, Logger: discardLogger()})
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL(srv), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	ws.SetReadDeadline(time.Now().Add(rawWait))
+	ws.WriteMessage(websocket.TextMessage, []byte("go"))
+	for _, want := range []string{"first", "second"} {
+		if _, p, err := ws.ReadMessage(); err != nil || string(p) != want {
+			t.Fatalf("got %q (%v), want %q", p, err, want)
+		}
+	}
+}
+
+// TestLargeMessageIsNotABacklog echoes messages far larger than
+// MaxOutbound (the default 4 MiB), in one frame and in 64 KiB frames, to a
+// peer that reads: the outbound cap is for backlogs, not message sizes.
+// Both roles: a client against the server, and Gale's event-loop client
+// echoing what the server sends.
+func TestLargeMessageIsNotABacklog(t *testing.T) {
+	const size = 16 << 20
+	msg := binaryPayload(size)
+	t.Run("server", func(t *testing.T) {
+		srv := startServer(t, newTracker(t), Config{Logger: discardLogger()})
+		rc := upgradeRaw(t, srv.Addr())
+		for _, frame := range []int{size, 64 << 10} {
+			go func() {
+				for off := 0; off < size; off += frame {
+					op := codec.OpContinuation
+					if off == 0 {
+						op = codec.OpBinary
+					}
+					rc.write(rawFrame(op, off+frame == size, msg[off:off+frame]))
+				}
+			}()
+			if op, p := rc.readMessage(); op != codec.OpBinary || !bytes.Equal(p, msg) {
+				t.Fatalf("frames of %d: echo %v of %d bytes", frame, op, len(p))
+			}
+		}
+		waitOpenCount(t, srv, 1)
+	})
+	t.Run("client", func(t *testing.T) {
+		got := make(chan []byte, 1)
+		srvH := newTracker(t)
+		srvH.open = func(c *Conn) { c.WriteBinary(msg) }
+		srvH.message = func(c *Conn, op codec.Opcode, p []byte) { got <- clone(p) }
+		srv := startServer(t, srvH, Config{Logger: discardLogger()})
+		cl, err := NewClient(echoHandler{}, Config{Loops: 1, Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), rawWait)
+		defer cancel()
+		if _, err := cl.Dial(ctx, wsURL(srv), nil); err != nil {
+			t.Fatal(err)
+		}
+		if p := rawRecv(t, got, "the client's echo"); !bytes.Equal(p, msg) {
+			t.Fatalf("echo of %d bytes", len(p))
+		}
+	})
+}
+
+type echoHandler struct{ BaseHandler }
+
+func (echoHandler) OnMessage(c *Conn, op codec.Opcode, p []byte) { c.WriteMessage(op, p) }
+
+// TestSlowReaderGetsClose floods a peer that does not read until the cap
+// closes it: once it reads, the last frame it finds is a Close 1008 (the
+// closing handshake, not a bare TCP drop), and OnClose reports
+// ErrSlowReader.
+func TestSlowReaderGetsClose(t *testing.T) {
+	payload := bytes.Repeat([]byte("z"), 1<<10)
+	results := make(chan floodResult, 1)
+	tr := newTracker(t)
+	tr.message = func(c *Conn, op codec.Opcode, p []byte) {
+		if string(p) != "flood" {
+			c.WriteMessage(op, p)
+			return
+		}
+		results <- flood(c, 16<<10, payload)
+	}
+	srv := startServer(t, tr, Config{Loops: 1, MaxOutbound: 64 << 10, Logger: discardLogger()})
+	by := dialBystander(t, srv.Addr())
+	rc := dialRawWith(t, srv.Addr(), smallReceiveBuffer)
+	rc.upgrade()
+	rc.write(rawFrame(codec.OpText, true, []byte("flood")))
+	if res := rawRecv(t, results, "the flood"); res.first != ErrSlowReader {
+		t.Fatalf("flood: %d written, errors %v; want ErrSlowReader", res.ok, res.errs)
+	}
+	for i := 0; ; i++ {
+		h, p := rc.readFrame()
+		if h.Opcode == codec.OpClose {
+			code, reason, _ := codec.ParseClosePayload(p)
+			if code != codec.StatusPolicyViolation || string(reason) != "slow reader" {
+				t.Fatalf("Close %d %q, want 1008 \"slow reader\"", code, reason)
+			}
+			t.Logf("Close 1008 after %d messages", i)
+			break
+		}
+	}
+	rc.write(rawFrame(codec.OpClose, true, codec.AppendClosePayload(nil, codec.StatusPolicyViolation, "")))
+	if err := tr.closed(t, rc.addr()); err != ErrSlowReader {
+		t.Errorf("OnClose got %v, want ErrSlowReader", err)
+	}
+	by.check(t)
+	waitOpenCount(t, srv, 1)
+	pollUntil(t, "the memory held back to 0", func() bool { return srv.Stats().MemoryHeld == 0 })
+}
+
+// TestReadBackpressure pipelines messages without reading the echoes: the
+// server stops reading the connection once its backlog passes half of
+// MaxOutbound (Stats.Paused), does not drop it, and resumes when the peer
+// reads: every echo arrives whole and in order, and the memory held goes
+// back to zero.
+func TestReadBackpressure(t *testing.T) {
+	const (
+		maxOutbound = 16 << 20
+		size        = 256 << 10
+		msgs        = 96 // 24 MiB: past the kernel's buffers plus half of MaxOutbound
+	)
+	srv := startServer(t, newTracker(t), Config{Loops: 1, MaxOutbound: maxOutbound, Logger: discardLogger()})
+	rc := dialRawWith(t, srv.Addr(), smallReceiveBuffer)
+	rc.upgrade()
+	payload := func(i int) []byte {
+		p := bytes.Repeat([]byte{byte(i)}, size)
+		copy(p, fmt.Sprintf("message %d", i))
+		return p
+	}
+	sent := make(chan error, 1)
+	go func() {
+		var err error
+		for i := range msgs {
+			rc.conn.SetWriteDeadline(time.Now().Add(rawWait))
+			if _, err = rc.conn.Write(rawFrame(codec.OpBinary, true, payload(i))); err != nil {
+				break
+			}
+		}
+		sent <- err
+	}()
+	pollUntil(t, "the connection paused", func() bool { return srv.Stats().Paused == 1 })
+	in := srv.Stats().MessagesIn
+	if in >= msgs {
+		t.Fatalf("paused after reading all %d messages", in)
+	}
+	for i := range msgs {
+		op, p := rc.readMessage()
+		if op != codec.OpBinary || !bytes.Equal(p, payload(i)) {
+			t.Fatalf("echo %d: %v of %d bytes, starting %.12q", i, op, len(p), p)
+		}
+	}
+	if err := rawRecv(t, sent, "the sender"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	st := srv.Stats()
+	if st.Paused != 0 || st.Closes[codec.StatusPolicyViolation] != 0 {
+		t.Fatalf("after draining: %d paused, %d slow-reader closes", st.Paused, st.Closes[codec.StatusPolicyViolation])
+	}
+	pollUntil(t, "the memory held back to 0", func() bool { return srv.Stats().MemoryHeld == 0 })
+	t.Logf("paused after %d of %d messages read", in, msgs)
+}
+
+// TestMemoryBudget floods several peers that never read against a small
+// budget: they are dropped with 1013 (ErrMemoryBudget) or 1008, the memory
+// held stays near the budget, a bystander keeps echoing throughout, and
+// everything held returns to zero.
+func TestMemoryBudget(t *testing.T) {
+	const (
+		budget   = 8 << 20
+		slow     = 8
+		msgSize  = 256 << 10
+		perConn  = 64 // 16 MiB each, 128 MiB in all: 16 times the budget
+		maxQueue = 64 << 20
+	)
+	tr := newTracker(t)
+	srv := startServer(t, tr, Config{Loops: 1, MaxOutbound: maxQueue, MemoryBudget: budget, Logger: discardLogger()})
+	by := dialBystander(t, srv.Addr())
+	var wg sync.WaitGroup
+	peak := make(chan int64, 1)
+	stop := make(chan struct{})
+	go func() {
+		var m int64
+		for {
+			select {
+			case <-stop:
+				peak <- m
+				return
+			case <-time.After(time.Millisecond):
+				m = max(m, srv.Stats().MemoryHeld)
+			}
+		}
+	}()
+	clients := make([]*rawClient, slow)
+	for i := range clients {
+		rc := dialRawWith(t, srv.Addr(), smallReceiveBuffer)
+		rc.upgrade()
+		clients[i] = rc
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			frame := rawFrame(codec.OpBinary, true, make([]byte, msgSize))
+			for range perConn {
+				rc.conn.SetWriteDeadline(time.Now().Add(rawWait))
+				if _, err := rc.conn.Write(frame); err != nil {
+					return // dropped
+				}
+			}
+		}()
+	}
+	for range 20 {
+		by.check(t)
+	}
+	wg.Wait()
+	for _, rc := range clients {
+		rc.drainUntilDropped()
+		err := tr.closed(t, rc.addr())
+		if err != ErrMemoryBudget && err != ErrSlowReader {
+			t.Errorf("OnClose got %v, want ErrMemoryBudget or ErrSlowReader", err)
+		}
+	}
+	by.check(t)
+	close(stop)
+	m := <-peak
+	st := srv.Stats()
+	t.Logf("peak held %d KiB (budget %d KiB); closes %v", m>>10, budget>>10, st.Closes)
+	if st.Closes[codec.StatusTryAgainLater] == 0 {
+		t.Errorf("no connection was closed for the budget: closes %v", st.Closes)
+	}
+	// Over the budget a message to a connection with any backlog is refused,
+	// so what is held passes the budget by the messages in flight only.
+	if limit := int64(budget + slow*2*msgSize + 4<<20); m > limit {
+		t.Errorf("peak held %d bytes, want at most %d", m, limit)
+	}
+	waitOpenCount(t, srv, 1)
+	pollUntil(t, "the memory held back to 0", func() bool { return srv.Stats().MemoryHeld == 0 })
+}
+
+// TestWorkersNeverStallTheLoop queues more connections on blocked workers
+// than any fixed queue would hold: the loop must go on upgrading and
+// answering pings, and every message must be handled once the workers are
+// free.
+func TestWorkersNeverStallTheLoop(t *testing.T) {
+	conns := 5000
+	if testing.Short() {
+		conns = 1000
+	}
+	release := make(chan struct{})
+	var handled sync.WaitGroup
+	handled.Add(conns)
+	tr := newTracker(t)
+	tr.message = func(c *Conn, op codec.Opcode, p []byte) {
+		if string(p) == "block" {
+			<-release
+			handled.Done()
+			return
+		}
+		c.WriteMessage(op, p)
+	}
+	srv := startServer(t, tr, Config{Loops: 1, Workers: 1, Logger: discardLogger()})
+	cl, err := NewClient(BaseHandler{}, Config{Loops: 1, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range conns {
+		c, err := cl.Dial(ctx, wsURL(srv), nil)
+		if err != nil {
+			close(release)
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		c.WriteText([]byte("block"))
+	}
+	// Every connection's message is queued behind the blocked worker; the
+	// loop still upgrades a newcomer and answers its ping.
+	pollUntil(t, "every message received", func() bool { return srv.Stats().MessagesIn == uint64(conns) })
+	by := dialBystander(t, srv.Addr())
+	by.ws.SetWriteDeadline(time.Now().Add(rawWait))
+	pong := make(chan struct{}, 1)
+	by.ws.SetPongHandler(func(string) error { pong <- struct{}{}; return nil })
+	if err := by.ws.WriteControl(websocket.PingMessage, []byte("alive"), time.Now().Add(rawWait)); err != nil {
+		t.Fatal(err)
+	}
+	rawRecv(t, pong, "the pong from a loop whose worker is blocked")
+	close(release)
+	done := make(chan struct{})
+	go func() { handled.Wait(); close(done) }()
+	rawRecv(t, done, "every blocked message handled")
+}
+
+// TestSubprotocolRace reads Subprotocol from another goroutine while the
+// loop closes the connection (which creates its rarely used part): the
+// race detector must find nothing.
+func TestSubprotocolRace(t *testing.T) {
+	opened := make(chan *Conn, 1)
+	tr := newTracker(t)
+	tr.open = func(c *Conn) { opened <- c }
+	srv := startServer(t, tr, Config{Loops: 1, Logger: discardLogger()})
+	rc := upgradeRaw(t, srv.Addr())
+	c := rawRecv(t, opened, "OnOpen")
+	stop := make(chan struct{})
+	read := make(chan string, 1)
+	go func() {
+		var s string
+		for {
+			select {
+			case <-stop:
+				read <- s
+				return
+			default:
+				s += c.Subprotocol()
+			}
+		}
+	}()
+	rc.write(rawFrame(codec.OpClose, true, codec.AppendClosePayload(nil, 1000, "")))
+	rc.expectClose(1000)
+	tr.closed(t, rc.addr())
+	close(stop)
+	if s := <-read; strings.TrimSpace(s) != "" {
+		t.Fatalf("Subprotocol returned %q", s)
+	}
+}
