@@ -362,11 +362,14 @@ func (c *Conn) deliverDeflated() {
 		c.fail(err)
 		return
 	}
+	held := int64(cap(*out)) // counts in the memory budget while the handler has it
+	c.loop.srv.mem.add(held)
 	if c.loop.srv.frames != nil {
 		c.dispatchFrame(op, true, *out)
 	} else {
 		c.dispatchMessage(op, *out)
 	}
+	c.loop.srv.mem.add(-held)
 	c.loop.z.putMsg(out)
 }
 
