@@ -18,8 +18,10 @@ import (
 type OutboundPolicy uint8
 
 const (
-	// OutboundClose drops the connection (a slow reader): OnClose gets
-	// ErrSlowReader. The default: a server must not buffer without bound.
+	// OutboundClose closes the connection (a slow reader): a Close 1008
+	// goes behind the backlog, the socket is dropped at CloseTimeout if the
+	// peer never reads that far, and OnClose gets ErrSlowReader. The
+	// default: a server must not buffer without bound.
 	OutboundClose OutboundPolicy = iota
 	// OutboundReject refuses the write with ErrOutboundFull and keeps the
 	// connection; the caller decides (drop the message, retry later).
@@ -59,8 +61,13 @@ type Config struct {
 	// Default 5 s.
 	CloseTimeout time.Duration
 
-	// MaxOutbound caps the bytes buffered for a connection beyond what the
-	// kernel accepted. Default 4 MiB.
+	// MaxOutbound caps a connection's backlog: the bytes written to it that
+	// the kernel has not taken yet. It is checked where a message starts,
+	// so one message larger than MaxOutbound to a peer that reads is not a
+	// backlog and goes; a message that meets a backlog of MaxOutbound
+	// follows OutboundPolicy. Past half of it the connection is no longer
+	// read until the backlog falls under an eighth (read backpressure).
+	// Default 4 MiB.
 	MaxOutbound int
 	// OutboundPolicy applies when a write would exceed MaxOutbound.
 	OutboundPolicy OutboundPolicy
