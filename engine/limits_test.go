@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -345,14 +349,19 @@ func TestMemoryBudget(t *testing.T) {
 	pollUntil(t, "the memory held back to 0", func() bool { return srv.Stats().MemoryHeld == 0 })
 }
 
-// TestWorkersNeverStallTheLoop queues more connections on blocked workers
-// than any fixed queue would hold: the loop must go on upgrading and
-// answering pings, and every message must be handled once the workers are
-// free.
+// TestWorkersNeverStallTheLoop queues 10,000 connections on a blocked
+// worker, more than any fixed queue would hold: the loop must go on
+// upgrading and answering pings, and every message must be handled once
+// the worker is free. The clients run in a child process (the event-loop
+// client), so the server's process holds only its own 10,000 sockets.
 func TestWorkersNeverStallTheLoop(t *testing.T) {
-	conns := 5000
+	if url := os.Getenv("GALE_BLOCK_CHILD"); url != "" {
+		blockingClients(t, url)
+		return
+	}
+	conns := 10000
 	if testing.Short() {
-		conns = 1000
+		conns = 2000
 	}
 	release := make(chan struct{})
 	var handled sync.WaitGroup
@@ -367,26 +376,32 @@ func TestWorkersNeverStallTheLoop(t *testing.T) {
 		c.WriteMessage(op, p)
 	}
 	srv := startServer(t, tr, Config{Loops: 1, Workers: 1, Logger: discardLogger()})
-	cl, err := NewClient(BaseHandler{}, Config{Loops: 1, Logger: discardLogger()})
-	if err != nil {
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWorkersNeverStallTheLoop$")
+	cmd.Env = append(os.Environ(), "GALE_BLOCK_CHILD="+wsURL(srv), "GALE_BLOCK_CONNS="+strconv.Itoa(conns))
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close(context.Background())
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for i := range conns {
-		c, err := cl.Dial(ctx, wsURL(srv), nil)
-		if err != nil {
-			close(release)
-			t.Fatalf("dial %d: %v", i, err)
-		}
-		c.WriteText([]byte("block"))
-	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+
 	// Every connection's message is queued behind the blocked worker; the
 	// loop still upgrades a newcomer and answers its ping.
-	pollUntil(t, "every message received", func() bool { return srv.Stats().MessagesIn == uint64(conns) })
+	deadline := time.Now().Add(2 * time.Minute)
+	for srv.Stats().MessagesIn < uint64(conns) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages received", srv.Stats().MessagesIn, conns)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	by := dialBystander(t, srv.Addr())
-	by.ws.SetWriteDeadline(time.Now().Add(rawWait))
 	pong := make(chan struct{}, 1)
 	by.ws.SetPongHandler(func(string) error { pong <- struct{}{}; return nil })
 	if err := by.ws.WriteControl(websocket.PingMessage, []byte("alive"), time.Now().Add(rawWait)); err != nil {
@@ -397,6 +412,28 @@ func TestWorkersNeverStallTheLoop(t *testing.T) {
 	done := make(chan struct{})
 	go func() { handled.Wait(); close(done) }()
 	rawRecv(t, done, "every blocked message handled")
+}
+
+// blockingClients is TestWorkersNeverStallTheLoop's child: it opens the
+// connections, each sends "block", and it holds them until its stdin
+// closes.
+func blockingClients(t *testing.T, url string) {
+	n, _ := strconv.Atoi(os.Getenv("GALE_BLOCK_CONNS"))
+	cl, err := NewClient(BaseHandler{}, Config{Loops: 1, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for i := range n {
+		c, err := cl.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		c.WriteText([]byte("block"))
+	}
+	io.Copy(io.Discard, os.Stdin)
+	cl.Close(context.Background())
 }
 
 // TestSubprotocolRace reads Subprotocol from another goroutine while the
