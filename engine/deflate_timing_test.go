@@ -150,7 +150,7 @@ func BenchmarkDeflateCodec(b *testing.B) {
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {
-				s.deflate(p, DefaultCompressionLevel, nil)
+				s.deflate(p, DefaultCompressionLevel, 15, nil)
 			}
 		})
 		b.Run(fmt.Sprintf("compress-%dKiB-with-32KiB-window", n>>10), func(b *testing.B) {
@@ -159,7 +159,7 @@ func BenchmarkDeflateCodec(b *testing.B) {
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {
-				s.deflate(p, DefaultCompressionLevel, dict)
+				s.deflate(p, DefaultCompressionLevel, 15, dict)
 			}
 		})
 		b.Run(fmt.Sprintf("inflate-%dKiB", n>>10), func(b *testing.B) {
