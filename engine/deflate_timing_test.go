@@ -209,6 +209,15 @@ func TestFlateMemory(t *testing.T) {
 		})
 		t.Logf("flate.Writer at level %d, after one message: %.0f KiB", level, w/1024)
 	}
+	for _, bits := range []int{8, 10, 12, 14} {
+		w := measure(func() any {
+			fw, _ := flate.NewWriterWindow(io.Discard, 1<<bits)
+			fw.Write(z)
+			fw.Flush()
+			return fw
+		})
+		t.Logf("flate.Writer with a %d-byte window, after one message: %.0f KiB", 1<<bits, w/1024)
+	}
 	r := measure(func() any {
 		fr := flate.NewReader(io.MultiReader(bytes.NewReader(z), bytes.NewReader(deflateTail)))
 		io.Copy(io.Discard, fr)

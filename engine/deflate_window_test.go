@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -321,4 +322,123 @@ func readClientFrame(t testing.TB, br *bufio.Reader, buf []byte) (codec.Header, 
 	}
 	codec.Mask(p, h.Mask, 0)
 	return h, p
+}
+
+// windowPeer is a third-party peer script (testdata/window_peer.*).
+type windowPeer struct {
+	name, hint string
+	probe      []string
+	argv       []string // interpreter and script
+	minOwn     int      // the smallest window it can compress with
+}
+
+var windowPeers = []windowPeer{
+	{name: "python", hint: "apt-get install -y --no-install-recommends python3-websockets (Debian's, for /usr/bin/python3)",
+		probe: []string{"/usr/bin/python3", "-c", "import websockets"}, argv: []string{"/usr/bin/python3", "window_peer.py"}, minOwn: 9},
+	{name: "node", hint: "npm ci in engine/testdata (needs node and npm)",
+		probe: []string{"node", "-e", "require.resolve('ws')"}, argv: []string{"node", "window_peer.js"}, minOwn: 8},
+}
+
+// startWindowPeerServer runs a peer's server mode and returns its URL.
+func startWindowPeerServer(t *testing.T, argv []string) string {
+	t.Helper()
+	cmd := command(context.Background(), argv)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+		if stderr.Len() > 0 {
+			t.Logf("%s stderr:\n%s", argv[1], stderr.Bytes())
+		}
+	})
+	port, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("%v: no port: %v", argv, err)
+	}
+	return "ws://127.0.0.1:" + strings.TrimSpace(port) + "/"
+}
+
+// windowRelay echoes each message it gets hops times on the loop (compressed with
+// the connection's window under context takeover), then hands it over.
+type windowRelay struct {
+	BaseHandler
+	hops, n int
+	done    chan []byte
+}
+
+func (r *windowRelay) OnMessage(c *Conn, op codec.Opcode, p []byte) {
+	if r.n++; r.n <= r.hops {
+		c.WriteMessage(op, p)
+		return
+	}
+	r.n = 0
+	r.done <- bytes.Clone(p)
+}
+
+// TestDeflateWindowPeers: Python websockets and node ws, as clients of the
+// Gale server and servers for the Gale client, each asking for windows of
+// 8, 9, 12 and 15 bits in both directions, with context takeover. The
+// peers inflate with the agreed window, so a reference past it into an
+// earlier message fails the exchange.
+func TestDeflateWindowPeers(t *testing.T) {
+	for _, pr := range windowPeers {
+		for _, bits := range []int{8, 9, 12, 15} {
+			// What the peer asks for its own direction, which it must be able
+			// to compress with; Gale's direction gets bits.
+			own := strconv.Itoa(max(bits, pr.minOwn))
+			b := strconv.Itoa(bits)
+			t.Run(fmt.Sprintf("%s client/%d", pr.name, bits), func(t *testing.T) {
+				t.Parallel()
+				needPeer(t, pr.name, pr.hint, pr.probe)
+				rec := newRecorder()
+				srv := startServer(t, rec, Config{Loops: 1, Compression: CompressionConfig{Enabled: true, ContextTakeover: true, Threshold: 1}})
+				ctx, cancel := context.WithTimeout(context.Background(), 3*testTimeout)
+				defer cancel()
+				out, err := command(ctx, append(pr.argv, "client", wsURL(srv), b, own)).CombinedOutput()
+				if err != nil {
+					t.Fatalf("%s client: %v\n%s", pr.name, err, out)
+				}
+				if !recv(t, rec.opens, "OnOpen").Compression() {
+					t.Fatal("server: permessage-deflate not in force")
+				}
+				if want := "server_max_window_bits=" + b; !strings.Contains(string(out), want) {
+					t.Errorf("negotiated without %s:\n%s", want, out)
+				}
+				t.Logf("%s", bytes.TrimSpace(out))
+			})
+			t.Run(fmt.Sprintf("%s server/%d", pr.name, bits), func(t *testing.T) {
+				t.Parallel()
+				needPeer(t, pr.name, pr.hint, pr.probe)
+				// node ws with clientMaxWindowBits set requires the client
+				// to offer client_max_window_bits; so does Python here.
+				url := startWindowPeerServer(t, append(pr.argv, "server", own, b, "require"))
+				r := &windowRelay{hops: 4, done: make(chan []byte, 1)}
+				cl := newTestClient(t, r, Config{Loops: 1, Compression: CompressionConfig{Enabled: true, ContextTakeover: true, Threshold: 1}})
+				c, err := cl.Dial(t.Context(), url, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !c.Compression() {
+					t.Fatal("permessage-deflate not in force")
+				}
+				if c.dfl.txBits != uint8(bits) || c.dfl.rxBits != uint8(max(bits, pr.minOwn)) || c.dfl.txReset {
+					t.Fatalf("windows %d out, %d in (reset %v); want %d, %s", c.dfl.txBits, c.dfl.rxBits, c.dfl.txReset, bits, own)
+				}
+				for i, m := range append(windowTraps(bits), jsonLines(20000, bits), jsonLines(20000, bits)) {
+					if err := c.WriteMessage(codec.OpBinary, m); err != nil {
+						t.Fatal(err)
+					}
+					if got := recv(t, r.done, "the relayed message"); !bytes.Equal(got, m) {
+						t.Fatalf("message %d: %d bytes back, differ from the %d sent", i, len(got), len(m))
+					}
+				}
+			})
+		}
+	}
 }
