@@ -43,8 +43,8 @@ type DeflateParams struct {
 }
 
 // DeflatePolicy is what a server is willing to do. The zero value accepts any
-// valid offer whose server_max_window_bits, if any, is 15, which is what a
-// compressor with a fixed 32 KiB window (klauspost/compress) can honour.
+// valid offer, whatever window sizes it asks for, and limits no window
+// itself.
 type DeflatePolicy struct {
 	// ServerNoContextTakeover answers server_no_context_takeover even when
 	// the client did not ask (RFC 7692 §7.1.1.1 allows it): the server then
@@ -58,8 +58,20 @@ type DeflatePolicy struct {
 	ClientNoContextTakeover bool
 	// MinServerWindowBits is the smallest server_max_window_bits the
 	// server's compressor can honour, 8..15; offers asking for less are
-	// declined. 0 means 15.
+	// declined. 0 means 8: any valid value is honoured.
 	MinServerWindowBits int
+	// ServerMaxWindowBits, 8..15, caps the server's own window: the
+	// response carries server_max_window_bits of at most this value, even
+	// when the client did not ask for a limit (RFC 7692 §7.1.2.1 allows
+	// it). 0 sets no cap.
+	ServerMaxWindowBits int
+	// ClientMaxWindowBits, 8..15, caps the client's window, which bounds
+	// the history a server must keep to inflate with context takeover: when
+	// the client offered client_max_window_bits (with or without a value),
+	// the response carries client_max_window_bits of at most this value.
+	// A client that did not offer the parameter cannot be limited (RFC 7692
+	// §7.1.2.2) and is accepted with its 32 KiB window. 0 sets no cap.
+	ClientMaxWindowBits int
 }
 
 // NegotiateDeflate reads one Sec-WebSocket-Extensions field value, takes its
@@ -77,12 +89,14 @@ type DeflatePolicy struct {
 //
 // The response reflects the offer (RFC 7692 §7.1): server_no_context_takeover
 // and server_max_window_bits are echoed, since that is how a server accepts
-// them; client_no_context_takeover is echoed; client_max_window_bits is
-// echoed when offered with a value (the client promised that limit anyway)
-// and left out when offered without one, as the window is then the client's
-// choice up to 15.
+// them (server_max_window_bits lowered to policy.ServerMaxWindowBits when
+// that is smaller, or added with that value when not offered);
+// client_no_context_takeover is echoed; client_max_window_bits is echoed
+// when offered with a value (the client promised that limit anyway) and
+// left out when offered without one, as the window is then the client's
+// choice up to 15, unless policy.ClientMaxWindowBits lowers it.
 func NegotiateDeflate(header []byte, policy DeflatePolicy) (p DeflateParams, ok bool) {
-	minBits := cmp.Or(policy.MinServerWindowBits, 15)
+	minBits := cmp.Or(policy.MinServerWindowBits, 8)
 	l := newExtLexer(header)
 	for {
 		name, more := l.extension()
@@ -102,8 +116,11 @@ func NegotiateDeflate(header []byte, policy DeflatePolicy) (p DeflateParams, ok 
 		p = DeflateParams{
 			ServerNoContextTakeover: offer.ServerNoContextTakeover || policy.ServerNoContextTakeover,
 			ClientNoContextTakeover: offer.ClientNoContextTakeover || policy.ClientNoContextTakeover,
-			ServerMaxWindowBits:     offer.ServerMaxWindowBits,
+			ServerMaxWindowBits:     capWindowBits(offer.ServerMaxWindowBits, policy.ServerMaxWindowBits),
 			ClientMaxWindowBits:     max(offer.ClientMaxWindowBits, 0),
+		}
+		if offer.ClientMaxWindowBits != 0 { // the client can take a limit
+			p.ClientMaxWindowBits = capWindowBits(p.ClientMaxWindowBits, policy.ClientMaxWindowBits)
 		}
 		ok = true
 	}
@@ -149,6 +166,15 @@ func appendDeflate(dst []byte, p DeflateParams, offer bool) []byte {
 }
 
 func validWindowBits(n int) bool { return n >= 8 && n <= 15 }
+
+// capWindowBits returns the window bits n (0 for no limit) lowered to limit
+// when limit is valid and smaller.
+func capWindowBits(n, limit int) int {
+	if validWindowBits(limit) && (n == 0 || limit < n) {
+		return limit
+	}
+	return n
+}
 
 func appendWindowBits(dst []byte, n int) []byte {
 	if n >= 10 {

@@ -160,7 +160,14 @@ func refNegotiate(h string, policy DeflatePolicy) (answer, offer DeflateParams, 
 	}
 	minBits := policy.MinServerWindowBits
 	if minBits == 0 {
-		minBits = 15
+		minBits = 8
+	}
+	// capped lowers a window (0: none) to a policy's valid limit.
+	capped := func(n, limit int) int {
+		if limit >= 8 && limit <= 15 && (n == 0 || n > limit) {
+			return limit
+		}
+		return n
 	}
 	for _, e := range elems {
 		if e.name != "permessage-deflate" {
@@ -173,7 +180,11 @@ func refNegotiate(h string, policy DeflatePolicy) (answer, offer DeflateParams, 
 		answer = offer
 		answer.ServerNoContextTakeover = offer.ServerNoContextTakeover || policy.ServerNoContextTakeover
 		answer.ClientNoContextTakeover = offer.ClientNoContextTakeover || policy.ClientNoContextTakeover
+		answer.ServerMaxWindowBits = capped(offer.ServerMaxWindowBits, policy.ServerMaxWindowBits)
 		answer.ClientMaxWindowBits = max(offer.ClientMaxWindowBits, 0)
+		if offer.ClientMaxWindowBits != 0 {
+			answer.ClientMaxWindowBits = capped(answer.ClientMaxWindowBits, policy.ClientMaxWindowBits)
+		}
 		return answer, offer, true
 	}
 	return answer, offer, false
@@ -211,12 +222,26 @@ func FuzzNegotiateDeflate(f *testing.F) {
 		"permessage-deflate;\r\n server_no_context_takeover;",
 		`x; p="\\", permessage-deflate`,
 		"",
+		// Every window size, offered for each side, and invalid neighbours.
+		"permessage-deflate; server_max_window_bits=8; client_max_window_bits=8",
+		"permessage-deflate; server_max_window_bits=9; client_max_window_bits",
+		"permessage-deflate; server_max_window_bits=10; client_max_window_bits=15",
+		"permessage-deflate; server_max_window_bits=11, permessage-deflate",
+		"permessage-deflate; client_max_window_bits=12; server_max_window_bits=13",
+		"permessage-deflate; server_max_window_bits=14; server_no_context_takeover",
+		`permessage-deflate; server_max_window_bits="15"; client_max_window_bits="9"`,
+		"permessage-deflate; server_max_window_bits=7, permessage-deflate; server_max_window_bits=8",
+		"permessage-deflate; server_max_window_bits=16, permessage-deflate; client_max_window_bits=abc",
+		"permessage-deflate; server_max_window_bits=10; server_max_window_bits=10, permessage-deflate",
 	} {
-		f.Add(h, false, false, 0)
-		f.Add(h, true, true, 8)
+		f.Add(h, false, false, 0, 0, 0)
+		f.Add(h, true, true, 8, 0, 0)
+		f.Add(h, false, true, 0, 10, 9)
+		f.Add(h, true, false, 12, 15, 8)
 	}
-	f.Fuzz(func(t *testing.T, h string, snct, cnct bool, minBits int) {
-		policy := DeflatePolicy{ServerNoContextTakeover: snct, ClientNoContextTakeover: cnct, MinServerWindowBits: minBits}
+	f.Fuzz(func(t *testing.T, h string, snct, cnct bool, minBits, smwb, cmwb int) {
+		policy := DeflatePolicy{ServerNoContextTakeover: snct, ClientNoContextTakeover: cnct, MinServerWindowBits: minBits,
+			ServerMaxWindowBits: smwb, ClientMaxWindowBits: cmwb}
 		p, ok := NegotiateDeflate([]byte(h), policy)
 		want, offer, wantOK := refNegotiate(h, policy)
 		if p != want || ok != wantOK {
@@ -246,9 +271,19 @@ func FuzzParseDeflateResponse(f *testing.F) {
 		"x-foo",
 		"permessage-deflate;",
 		"",
+		// Every window size in answers, and invalid neighbours.
+		"permessage-deflate; server_max_window_bits=8; client_max_window_bits=8",
+		"permessage-deflate; server_max_window_bits=11; client_max_window_bits=12",
+		"permessage-deflate; server_max_window_bits=13; client_max_window_bits=14",
+		"permessage-deflate; server_max_window_bits=15; client_max_window_bits=9",
+		"permessage-deflate; client_max_window_bits=7",
+		"permessage-deflate; server_max_window_bits=abc",
+		"permessage-deflate; client_max_window_bits=10; client_max_window_bits=10",
 	} {
 		f.Add(ext, false, false, 0, -1)
 		f.Add(ext, true, true, 10, 10)
+		f.Add(ext, false, false, 12, -1)
+		f.Add(ext, true, false, 0, 0)
 	}
 	f.Fuzz(func(t *testing.T, ext string, snct, cnct bool, smwb, cmwb int) {
 		// Bring the offer into what a client can send.

@@ -46,12 +46,19 @@ func TestNegotiateDeflate(t *testing.T) {
 			ok:     true,
 		},
 		{
-			name:   "first offer asks for a window we cannot honour",
+			name:   "first offer honoured by default",
 			header: offerMultiple,
+			want:   DeflateParams{ServerMaxWindowBits: 10, ClientMaxWindowBits: 8},
 			ok:     true,
 		},
 		{
-			name:   "first offer honoured with a smaller minimum",
+			name:   "first offer asks for a window below the minimum",
+			header: offerMultiple,
+			policy: DeflatePolicy{MinServerWindowBits: 11},
+			ok:     true,
+		},
+		{
+			name:   "first offer honoured with a minimum it meets",
 			header: offerMultiple,
 			policy: DeflatePolicy{MinServerWindowBits: 10},
 			want:   DeflateParams{ServerMaxWindowBits: 10, ClientMaxWindowBits: 8},
@@ -71,8 +78,15 @@ func TestNegotiateDeflate(t *testing.T) {
 			ok:     true,
 		},
 		{
-			name:   "server_max_window_bits=14 is not, by default",
+			name:   "server_max_window_bits=14 is honoured by default",
 			header: "permessage-deflate; server_max_window_bits=14",
+			want:   DeflateParams{ServerMaxWindowBits: 14},
+			ok:     true,
+		},
+		{
+			name:   "server_max_window_bits=14 is not with a minimum of 15",
+			header: "permessage-deflate; server_max_window_bits=14",
+			policy: DeflatePolicy{MinServerWindowBits: 15},
 			ok:     false,
 		},
 		{
@@ -317,7 +331,7 @@ func TestNegotiateDeflateLines(t *testing.T) {
 	}{
 		{
 			name:  "offers on separate lines keep their order",
-			lines: []string{"permessage-deflate; server_max_window_bits=9", "x-foo", "permessage-deflate; server_no_context_takeover", "permessage-deflate"},
+			lines: []string{"permessage-deflate; server_max_window_bits=7", "x-foo", "permessage-deflate; server_no_context_takeover", "permessage-deflate"},
 			want:  DeflateParams{ServerNoContextTakeover: true},
 			ok:    true,
 		},
@@ -329,7 +343,7 @@ func TestNegotiateDeflateLines(t *testing.T) {
 		},
 		{
 			name:  "nothing acceptable",
-			lines: []string{"permessage-deflate; server_max_window_bits=9", "x-foo"},
+			lines: []string{"permessage-deflate; server_max_window_bits=7", "x-foo"},
 			ok:    false,
 		},
 	}

@@ -138,7 +138,9 @@ const (
 type CompressionConfig struct {
 	// Enabled accepts (server) or offers (client) permessage-deflate.
 	Enabled bool
-	// Level is the flate level, 1 (fastest, the default) to 9 (smallest).
+	// Level is the flate level, 1 (fastest, the default) to 9 (smallest),
+	// for messages compressed with a 32 KiB window; under a smaller
+	// negotiated window it does not apply (see MaxWindowBits).
 	Level int
 	// Threshold is the size below which a message is sent uncompressed:
 	// small messages gain little and cost a compressor. Default 128 bytes;
@@ -148,18 +150,41 @@ type CompressionConfig struct {
 	Threshold int
 	// ContextTakeover lets each side keep its LZ77 window from one message
 	// to the next, which compresses a stream of similar messages better but
-	// costs each connection up to 32 KiB per direction for as long as it
-	// lives (the last bytes sent and received, kept as dictionaries; the
+	// costs each connection, for as long as it lives, the window of each
+	// direction: the last 2^bits bytes sent and received (see
+	// MaxWindowBits), kept as dictionaries, so up to 32 KiB each way. The
 	// compressor and decompressor themselves are the loop's, never the
-	// connection's) plus, on every compressed write, the time to prime a
-	// compressor with that dictionary (about 20 µs for a full window).
-	// Writes from goroutines other than the loop's, and prepared messages,
-	// are compressed without the window. When false (the default) the
-	// server answers server_no_context_takeover and
+	// connection's. Every compressed write also pays to prime a compressor
+	// with that dictionary (about 20 µs for a full 32 KiB window, less for
+	// smaller ones). Writes from goroutines other than the loop's, and
+	// prepared messages, are compressed without the window. When false
+	// (the default) the server answers server_no_context_takeover and
 	// client_no_context_takeover (the client offers them), so an idle
 	// connection holds no compression memory at all. A peer that asks for
 	// no context takeover gets it either way.
 	ContextTakeover bool
+	// MaxWindowBits caps the LZ77 windows of both directions at 2^bits
+	// bytes, 8 (256 B) to 15 (32 KiB); 0 sets no cap. Whatever it is, every
+	// window a peer asks for, 8 to 15 bits in server_max_window_bits and
+	// client_max_window_bits (RFC 7692 §7.1.2), is honoured: messages are
+	// compressed so as to refer no further back than the negotiated window
+	// of their direction, and inflated with a 32 KiB window, which reads
+	// any smaller one.
+	//
+	// With a cap, a server answers server_max_window_bits and, when the
+	// client offered client_max_window_bits, client_max_window_bits of at
+	// most MaxWindowBits; a client offers both with that value (a server
+	// that cannot honour server_max_window_bits then declines). Without
+	// one, a client offers client_max_window_bits without a value, so the
+	// server may set the client's window.
+	//
+	// The window changes what each connection keeps with ContextTakeover,
+	// 2^bits bytes per direction (256 B at 8 bits, 4 KiB at 12, 32 KiB at
+	// 15), not the compressor a loop holds: about 1 MiB under 15 bits
+	// (klauspost/compress's custom-window compressor, which has one speed,
+	// about that of level 5, so Level does not apply there) and 0.8 to
+	// 1.4 MiB at 15 bits (level 1 to 9). A smaller window compresses less.
+	MaxWindowBits int
 }
 
 // withDefaults returns c with every zero field defaulted, or an error for a
@@ -177,6 +202,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if z := c.Compression; z.Level < 0 || z.Level > 9 || z.Threshold < 0 {
 		errs = append(errs, fmt.Errorf("Compression: Level %d not in 1..9 or negative Threshold", z.Level))
+	}
+	if b := c.Compression.MaxWindowBits; b != 0 && (b < 8 || b > 15) {
+		errs = append(errs, fmt.Errorf("Compression: MaxWindowBits %d not 0 or in 8..15", b))
 	}
 	if c.OutboundPolicy > OutboundReject {
 		errs = append(errs, fmt.Errorf("unknown OutboundPolicy %d", c.OutboundPolicy))

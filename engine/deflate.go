@@ -16,13 +16,16 @@ import (
 // and one decompressor (taken from package pool) for the message it is
 // handling; other goroutines borrow a compressor from the pool per write. So
 // without context takeover a connection keeps nothing between messages.
-// With it, a connection keeps only its windows: the last bytes (at most
-// 32 KiB) of the messages it compressed and of those it inflated, as
+// With it, a connection keeps only its windows: the last 2^bits bytes (at
+// most 32 KiB) of the messages it compressed and of those it inflated, as
 // dictionaries to prime the next compressor or decompressor with.
-
-// maxWindow is the largest LZ77 window, 2^15 bytes (server_max_window_bits
-// and client_max_window_bits of 15).
-const maxWindow = 1 << 15
+//
+// Windows (RFC 7692 §7.1.2): we compress under the window the peer allowed
+// us (server_max_window_bits for a server, client_max_window_bits for a
+// client, capped by Config.Compression.MaxWindowBits), with a compressor of
+// exactly that window: compressors are keyed by level and window, the
+// loop's and the pooled ones alike. We inflate with a 32 KiB window, which
+// reads any smaller one; the peer's bits only bound the history we keep.
 
 // deflateTail is the empty stored block that ends every compressed message
 // and that the sender strips (RFC 7692 §7.2.1); the receiver puts it back.
@@ -36,6 +39,7 @@ type deflateState struct {
 	txReset    bool  // we compress every message afresh (our no_context_takeover)
 	rxReset    bool  // the peer does, so received messages need no window
 	rxBits     uint8 // the peer's window bits: how much of rx it may refer to
+	txBits     uint8 // our window bits: how far back what we send may refer
 	// The windows kept with context takeover, from package pool: the tail
 	// of what we compressed and sent, and of what we inflated.
 	tx, rx *[]byte
@@ -45,19 +49,30 @@ type deflateState struct {
 // server compresses under the server_* parameters and inflates under the
 // client_* ones, a client the other way round.
 func (c *Conn) enableDeflate(p codec.DeflateParams) {
-	ours, peers, peerBits := p.ServerNoContextTakeover, p.ClientNoContextTakeover, p.ClientMaxWindowBits
+	z := &c.loop.srv.cfg.Compression
+	ours, peers, ourBits, peerBits := p.ServerNoContextTakeover, p.ClientNoContextTakeover, p.ServerMaxWindowBits, p.ClientMaxWindowBits
 	if c.client {
-		ours, peers, peerBits = p.ClientNoContextTakeover, p.ServerNoContextTakeover, p.ServerMaxWindowBits
-	}
-	if peerBits < 8 || peerBits > 15 {
-		peerBits = 15
+		ours, peers, ourBits, peerBits = p.ClientNoContextTakeover, p.ServerNoContextTakeover, p.ClientMaxWindowBits, p.ServerMaxWindowBits
 	}
 	c.dfl = deflateState{
 		on:      true,
-		txReset: ours || !c.loop.srv.cfg.Compression.ContextTakeover,
+		txReset: ours || !z.ContextTakeover,
 		rxReset: peers,
-		rxBits:  uint8(peerBits),
+		rxBits:  windowBits(peerBits, 0),
+		txBits:  windowBits(ourBits, z.MaxWindowBits), // we may always use less than allowed
 	}
+}
+
+// windowBits returns the window bits in force for a negotiated n (0, or
+// WindowBitsNoValue, for no limit: 15) under our own cap (0 for none).
+func windowBits(n, limit int) uint8 {
+	if n < pool.MinFlateWindowBits || n > pool.MaxFlateWindowBits {
+		n = pool.MaxFlateWindowBits
+	}
+	if limit >= pool.MinFlateWindowBits && limit < n {
+		n = limit
+	}
+	return uint8(n)
 }
 
 // releaseDeflate gives the windows back when the connection closes.
@@ -81,22 +96,31 @@ func (c *Conn) dropTx() {
 // connection.
 func (c *Conn) Compression() bool { return c.dfl.on }
 
-// policy is what a server accepts of permessage-deflate offers.
+// policy is what a server accepts of permessage-deflate offers: any window
+// 8..15 the client asks for, our cap on both windows if any.
 func (z *CompressionConfig) policy() codec.DeflatePolicy {
 	return codec.DeflatePolicy{
 		ServerNoContextTakeover: !z.ContextTakeover,
 		ClientNoContextTakeover: !z.ContextTakeover,
+		ServerMaxWindowBits:     z.MaxWindowBits,
+		ClientMaxWindowBits:     z.MaxWindowBits,
 	}
 }
 
 // offer is what a client offers: both no_context_takeover unless context
-// takeover is wanted, and no client_max_window_bits, which would let the
-// server ask for a window smaller than klauspost's compressor can keep to.
+// takeover is wanted, and client_max_window_bits, without a value so the
+// server may set our window (any 8..15 is honoured), or with our cap along
+// with server_max_window_bits of the same.
 func (z *CompressionConfig) offer() codec.DeflateParams {
-	return codec.DeflateParams{
+	o := codec.DeflateParams{
 		ServerNoContextTakeover: !z.ContextTakeover,
 		ClientNoContextTakeover: !z.ContextTakeover,
+		ClientMaxWindowBits:     codec.WindowBitsNoValue,
 	}
+	if z.MaxWindowBits >= 8 && z.MaxWindowBits <= 15 {
+		o.ServerMaxWindowBits, o.ClientMaxWindowBits = z.MaxWindowBits, z.MaxWindowBits
+	}
+	return o
 }
 
 var extensionsField = []byte("Sec-WebSocket-Extensions")
@@ -210,30 +234,33 @@ func (c *Conn) deflateLoop(p []byte) (z []byte, ok bool) {
 	if !c.dfl.txReset && c.dfl.tx != nil {
 		dict = *c.dfl.tx
 	}
-	return c.loop.z.out.deflate(p, c.loop.srv.cfg.Compression.Level, dict)
+	return c.loop.z.out.deflate(p, c.loop.srv.cfg.Compression.Level, c.dfl.txBits, dict)
 }
 
 // preparedFrame returns the frame of pm to send on c: compressed for a
-// connection with permessage-deflate (built once, by the first that needs
-// it, at that server's level), else the plain one.
+// connection with permessage-deflate (built once per window size, by the
+// first connection with that window that needs it, at that server's
+// level), else the plain one.
 func (c *Conn) preparedFrame(pm *PreparedMessage) (frame []byte, compressed bool) {
 	cfg := &c.loop.srv.cfg.Compression
 	if !c.dfl.on || pm.n < cfg.Threshold {
 		return pm.frame, false
 	}
-	pm.zonce.Do(func() { pm.zframe = deflateFrame(pm.op, pm.payload(), cfg.Level) })
-	if pm.zframe == nil {
+	zf := &pm.z[c.dfl.txBits-pool.MinFlateWindowBits]
+	zf.once.Do(func() { zf.frame = deflateFrame(pm.op, pm.payload(), cfg.Level, c.dfl.txBits) })
+	if zf.frame == nil {
 		return pm.frame, false
 	}
-	return pm.zframe, true
+	return zf.frame, true
 }
 
 // deflateFrame returns a whole server frame of p compressed with no
-// window, or nil when compression does not make it smaller.
-func deflateFrame(op codec.Opcode, p []byte, level int) []byte {
+// dictionary under a 2^bits window, or nil when compression does not make
+// it smaller.
+func deflateFrame(op codec.Opcode, p []byte, level int, bits uint8) []byte {
 	s := sinks.Get().(*sink)
 	defer sinks.Put(s)
-	z, ok := s.deflate(p, level, nil)
+	z, ok := s.deflate(p, level, bits, nil)
 	if !ok {
 		s.trim()
 		return nil
@@ -248,7 +275,11 @@ func deflateFrame(op codec.Opcode, p []byte, level int) []byte {
 // decompressor and one compressor kept from message to message. They belong
 // to the loop, not to a connection (a loop runs one connection's message at
 // a time), so a busy loop never goes to a sync.Pool for them; they cost about
-// 40 KiB and 1 MiB per loop that has compressed or inflated a message.
+// 40 KiB and 1 MiB per loop that has compressed or inflated a message. The
+// compressor is of one level and window: when the next message needs
+// another window, it goes back to the pool and one of that window comes
+// out, so a loop whose connections negotiated different windows swaps
+// between messages (a sync.Pool Get and Put) but still holds one.
 type loopDeflate struct {
 	src bytes.Reader  // the message being inflated
 	fr  io.ReadCloser // the decompressor, once one was needed
@@ -290,8 +321,9 @@ func (z *loopDeflate) putMsg(b *[]byte) {
 // io.Writer that appends.
 type sink struct {
 	b     *[]byte
-	fw    *flate.Writer // kept between messages, at level
+	fw    *flate.Writer // kept between messages, at level with a 2^bits window
 	level int
+	bits  uint8
 }
 
 // sinks serve compression off the loops.
@@ -308,19 +340,23 @@ func (s *sink) Write(p []byte) (int, error) {
 }
 
 // deflate compresses p as one permessage-deflate message into s, emptied
-// first, with dict as the window of earlier messages: a sync flush with
-// the tail stripped (RFC 7692 §7.2.1). The result is valid until s is
-// used again. ok is false when it is not smaller than p.
-func (s *sink) deflate(p []byte, level int, dict []byte) (z []byte, ok bool) {
+// first, with dict as the window of earlier messages and back-references
+// at most 2^bits bytes long: a sync flush with the tail stripped (RFC 7692
+// §7.2.1). The result is valid until s is used again. ok is false when it
+// is not smaller than p.
+func (s *sink) deflate(p []byte, level int, bits uint8, dict []byte) (z []byte, ok bool) {
 	if s.b != nil {
 		*s.b = (*s.b)[:0]
 	}
+	if len(dict) > 1<<bits {
+		dict = dict[len(dict)-1<<bits:] // out of reach anyway
+	}
 	switch {
-	case s.fw == nil || s.level != level:
+	case s.fw == nil || s.level != level || s.bits != bits:
 		if s.fw != nil {
-			pool.PutFlateWriter(s.fw, s.level)
+			pool.PutFlateWriterWindow(s.fw, s.level, int(s.bits))
 		}
-		s.fw, s.level = pool.GetFlateWriter(s, level, dict), level
+		s.fw, s.level, s.bits = pool.GetFlateWriterWindow(s, level, int(bits), dict), level, bits
 	default:
 		// ResetDict, not Reset: Reset would prime with the last dictionary.
 		s.fw.ResetDict(s, dict)

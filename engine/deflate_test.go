@@ -83,6 +83,7 @@ func TestDeflateNegotiation(t *testing.T) {
 		name     string
 		takeover bool // Config.Compression.ContextTakeover
 		off      bool // compression disabled
+		maxBits  int  // Config.Compression.MaxWindowBits
 		lines    []string
 		want     string // the response's extensions, "" for none
 	}{
@@ -96,9 +97,16 @@ func TestDeflateNegotiation(t *testing.T) {
 			want: "permessage-deflate; client_max_window_bits=10"},
 		{name: "server_max_window_bits=15 echoed", lines: []string{"permessage-deflate; server_max_window_bits=15"},
 			want: bothNCT + "; server_max_window_bits=15"},
-		{name: "server_max_window_bits=10 declined", lines: []string{"permessage-deflate; server_max_window_bits=10"}},
-		{name: "declined offer, then a fallback", lines: []string{"permessage-deflate; server_max_window_bits=10, permessage-deflate; client_max_window_bits"},
+		{name: "server_max_window_bits=10 honoured", lines: []string{"permessage-deflate; server_max_window_bits=10"},
+			want: bothNCT + "; server_max_window_bits=10"},
+		{name: "server_max_window_bits=8 honoured, takeover", takeover: true, lines: []string{"permessage-deflate; server_max_window_bits=8; client_max_window_bits"},
+			want: "permessage-deflate; server_max_window_bits=8"},
+		{name: "declined offer, then a fallback", lines: []string{"permessage-deflate; server_max_window_bits=16, permessage-deflate; client_max_window_bits"},
 			want: bothNCT},
+		{name: "window cap answered", takeover: true, maxBits: 11, lines: []string{chrome},
+			want: "permessage-deflate; server_max_window_bits=11; client_max_window_bits=11"},
+		{name: "window cap lowers an offer", takeover: true, maxBits: 11, lines: []string{"permessage-deflate; server_max_window_bits=13; client_max_window_bits=9"},
+			want: "permessage-deflate; server_max_window_bits=11; client_max_window_bits=9"},
 		{name: "second header line", lines: []string{"x-webkit-deflate-frame", chrome}, want: bothNCT},
 		{name: "malformed first line, good second", lines: []string{"permessage-deflate;;", chrome}, want: bothNCT},
 		{name: "other extension only", lines: []string{"x-webkit-deflate-frame"}},
@@ -117,7 +125,7 @@ func TestDeflateNegotiation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			rec := newRecorder()
-			srv := startServer(t, rec, Config{Loops: 1, Compression: CompressionConfig{Enabled: !tt.off, ContextTakeover: tt.takeover}})
+			srv := startServer(t, rec, Config{Loops: 1, Compression: CompressionConfig{Enabled: !tt.off, ContextTakeover: tt.takeover, MaxWindowBits: tt.maxBits}})
 			rc, ext := upgradeDeflate(t, srv, tt.lines...)
 			if ext != tt.want {
 				t.Fatalf("Sec-WebSocket-Extensions %q, want %q", ext, tt.want)

@@ -150,7 +150,7 @@ func BenchmarkDeflateCodec(b *testing.B) {
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {
-				s.deflate(p, DefaultCompressionLevel, nil)
+				s.deflate(p, DefaultCompressionLevel, 15, nil)
 			}
 		})
 		b.Run(fmt.Sprintf("compress-%dKiB-with-32KiB-window", n>>10), func(b *testing.B) {
@@ -159,7 +159,7 @@ func BenchmarkDeflateCodec(b *testing.B) {
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {
-				s.deflate(p, DefaultCompressionLevel, dict)
+				s.deflate(p, DefaultCompressionLevel, 15, dict)
 			}
 		})
 		b.Run(fmt.Sprintf("inflate-%dKiB", n>>10), func(b *testing.B) {
@@ -208,6 +208,15 @@ func TestFlateMemory(t *testing.T) {
 			return fw
 		})
 		t.Logf("flate.Writer at level %d, after one message: %.0f KiB", level, w/1024)
+	}
+	for _, bits := range []int{8, 10, 12, 14} {
+		w := measure(func() any {
+			fw, _ := flate.NewWriterWindow(io.Discard, 1<<bits)
+			fw.Write(z)
+			fw.Flush()
+			return fw
+		})
+		t.Logf("flate.Writer with a %d-byte window, after one message: %.0f KiB", 1<<bits, w/1024)
 	}
 	r := measure(func() any {
 		fr := flate.NewReader(io.MultiReader(bytes.NewReader(z), bytes.NewReader(deflateTail)))

@@ -10,17 +10,30 @@ import (
 // PreparedMessage is a message encoded once, to be sent to many
 // connections: its frame is built at creation and written as is, so a
 // broadcast costs one encoding however many receive it. With
-// permessage-deflate it is also compressed once, without context, by the
-// first connection that negotiated compression, and that compressed frame
-// is shared by every such receiver; the others get the plain frame. It is
-// immutable and safe for concurrent use.
+// permessage-deflate it is also compressed once per window size, without
+// context, by the first connection with that window, and that compressed
+// frame is shared by every receiver with the same window; the others get
+// the plain frame. It is immutable and safe for concurrent use.
+//
+// One frame per window rather than one with the smallest window: most
+// peers use 32 KiB, and a 256-byte window loses every repeat further apart
+// than that (records, long strings) and, below 15 bits, the configured
+// Level (klauspost's custom-window compressor runs at about level 5's
+// speed). So the common case keeps its level and pays one compression as
+// before, while a broadcast to peers of k distinct windows compresses k
+// times (at most 8), lazily, only for the windows in use.
 type PreparedMessage struct {
 	op    codec.Opcode
 	n     int
 	frame []byte
 
-	zonce  sync.Once
-	zframe []byte // the compressed frame (RSV1), nil when not smaller
+	z [8]preparedZ // by window bits - 8
+}
+
+// preparedZ is a prepared message's compressed frame for one window size.
+type preparedZ struct {
+	once  sync.Once
+	frame []byte // the compressed frame (RSV1), nil when not smaller
 }
 
 // NewPreparedMessage encodes p (copied) as a server-to-client message.

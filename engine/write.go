@@ -267,7 +267,7 @@ func (c *Conn) sendLoop(f outFrame) error {
 	}
 	l.stats.countOut(f.op, f.fin, n)
 	if window {
-		c.dfl.tx = pushWindow(c.dfl.tx, f.p, maxWindow)
+		c.dfl.tx = pushWindow(c.dfl.tx, f.p, 1<<c.dfl.txBits)
 	} else if noWindow {
 		c.dropTx()
 	}
@@ -369,7 +369,7 @@ func (c *Conn) sendQueued(f outFrame) error {
 		n = f.pm.n
 	case f.deflate && c.dfl.on && len(p) >= srv.cfg.Compression.Threshold:
 		s = sinks.Get().(*sink)
-		if z, ok := s.deflate(p, srv.cfg.Compression.Level, nil); ok {
+		if z, ok := s.deflate(p, srv.cfg.Compression.Level, c.dfl.txBits, nil); ok {
 			p, rsv, noWindow = z, codec.Rsv1, true
 		}
 	}

@@ -10,9 +10,19 @@ import (
 )
 
 // Flate compressors and decompressors (klauspost/compress/flate), borrowed
-// for one message at a time. A flate.Writer holds about 1 MiB and a reader
-// about 40 KiB, whatever the message: one per connection would cost more
-// than everything else a connection has, so none is kept by a connection.
+// for one message at a time. A flate.Writer holds about 0.8 to 1.4 MiB
+// (level 1 to 9) and a reader about 40 KiB, whatever the message and the
+// window: one per connection would cost more than everything else a
+// connection has, so none is kept by a connection.
+//
+// Writers are pooled by level and LZ77 window. A window under 32 KiB
+// (window bits 8 to 14, for permessage-deflate's server_max_window_bits and
+// client_max_window_bits) takes klauspost's custom-window compressor
+// (flate.NewWriterWindow), which has no level of its own: it is its level 5
+// encoder with matches bounded by the window, about 1 MiB. So below 15 bits
+// the pool is keyed by the window alone and the level is ignored. A reader
+// needs no such key: a 32 KiB window inflates streams made with any smaller
+// one.
 
 // MinFlateLevel and MaxFlateLevel bound the levels of GetFlateWriter:
 // flate.BestSpeed to flate.BestCompression.
@@ -21,10 +31,20 @@ const (
 	MaxFlateLevel = flate.BestCompression
 )
 
+// MinFlateWindowBits and MaxFlateWindowBits bound the windows of
+// GetFlateWriterWindow: 2^8 (256 B) to 2^15 (32 KiB) bytes, the range of
+// RFC 7692's window bits.
+const (
+	MinFlateWindowBits = 8
+	MaxFlateWindowBits = 15
+)
+
 var (
 	flateReaders sync.Pool                    // io.ReadCloser that implement flate.Resetter
-	flateWriters [MaxFlateLevel + 1]sync.Pool // *flate.Writer by level
-	noInput      = bytes.NewReader(nil)       // what a pooled reader reads while idle
+	flateWriters [MaxFlateLevel + 1]sync.Pool // *flate.Writer with a 32 KiB window, by level
+	// *flate.Writer with a smaller window, by window bits (level ignored)
+	flateWindowWriters [MaxFlateWindowBits]sync.Pool
+	noInput            = bytes.NewReader(nil) // what a pooled reader reads while idle
 )
 
 // GetFlateReader returns a decompressor of the raw DEFLATE stream in r,
@@ -49,15 +69,39 @@ func PutFlateReader(fr io.ReadCloser) {
 }
 
 // GetFlateWriter returns a compressor at level (MinFlateLevel to
-// MaxFlateLevel) writing to w, primed with dict as the data that came
-// before (nil for none): its output may refer back into dict, which must
-// not change until the writer is given back with PutFlateWriter. Priming
-// costs about as much as compressing dict.
+// MaxFlateLevel) with a 32 KiB window writing to w, primed with dict as the
+// data that came before (nil for none): its output may refer back into
+// dict, which must not change until the writer is given back with
+// PutFlateWriter. Priming costs about as much as compressing dict.
 func GetFlateWriter(w io.Writer, level int, dict []byte) *flate.Writer {
+	return GetFlateWriterWindow(w, level, MaxFlateWindowBits, dict)
+}
+
+// PutFlateWriter returns a compressor from GetFlateWriter at the same level,
+// dropping its references to the output and the dictionary; fw must not be
+// used afterwards.
+func PutFlateWriter(fw *flate.Writer, level int) {
+	PutFlateWriterWindow(fw, level, MaxFlateWindowBits)
+}
+
+// GetFlateWriterWindow is GetFlateWriter with an LZ77 window of 2^bits
+// bytes (MinFlateWindowBits to MaxFlateWindowBits): the output never refers
+// further back than that, into dict or into what was written before. Under
+// 15 bits the level is checked but not used (see the package's flate
+// notes), and only the last 2^bits bytes of dict matter. Give the writer
+// back with PutFlateWriterWindow and the same level and bits.
+func GetFlateWriterWindow(w io.Writer, level, bits int, dict []byte) *flate.Writer {
 	if level < MinFlateLevel || level > MaxFlateLevel {
 		panic(fmt.Sprintf("pool: flate level %d out of range", level))
 	}
-	if v := flateWriters[level].Get(); v != nil {
+	if bits < MinFlateWindowBits || bits > MaxFlateWindowBits {
+		panic(fmt.Sprintf("pool: flate window bits %d out of range", bits))
+	}
+	p := flateWriterPool(level, bits)
+	if bits < MaxFlateWindowBits && len(dict) > 1<<bits {
+		dict = dict[len(dict)-1<<bits:] // what lies further back cannot be referred to
+	}
+	if v := p.Get(); v != nil {
 		fw := v.(*flate.Writer)
 		if len(dict) > 0 {
 			fw.ResetDict(w, dict)
@@ -66,17 +110,31 @@ func GetFlateWriter(w io.Writer, level int, dict []byte) *flate.Writer {
 		}
 		return fw
 	}
-	fw, err := flate.NewWriterDict(w, level, dict)
+	var fw *flate.Writer
+	var err error
+	if bits == MaxFlateWindowBits {
+		fw, err = flate.NewWriterDict(w, level, dict)
+	} else if fw, err = flate.NewWriterWindow(w, 1<<bits); err == nil && len(dict) > 0 {
+		fw.ResetDict(w, dict)
+	}
 	if err != nil {
-		panic(err) // unreachable: the level was checked
+		panic(err) // unreachable: the level and the window were checked
 	}
 	return fw
 }
 
-// PutFlateWriter returns a compressor from GetFlateWriter at the same level,
-// dropping its references to the output and the dictionary; fw must not be
-// used afterwards.
-func PutFlateWriter(fw *flate.Writer, level int) {
+// PutFlateWriterWindow returns a compressor from GetFlateWriterWindow with
+// the same level and bits, dropping its references to the output and the
+// dictionary; fw must not be used afterwards.
+func PutFlateWriterWindow(fw *flate.Writer, level, bits int) {
 	fw.ResetDict(nil, nil)
-	flateWriters[level].Put(fw)
+	flateWriterPool(level, bits).Put(fw)
+}
+
+// flateWriterPool is the pool of writers at level with a 2^bits window.
+func flateWriterPool(level, bits int) *sync.Pool {
+	if bits == MaxFlateWindowBits {
+		return &flateWriters[level]
+	}
+	return &flateWindowWriters[bits]
 }

@@ -29,4 +29,17 @@ func TestFlateAllocs(t *testing.T) {
 	if a := testing.AllocsPerRun(100, roundTrip); a != 0 {
 		t.Errorf("pooled flate round trip: %v allocs, want 0", a)
 	}
+	for _, bits := range []int{8, 12} {
+		windowed := func() {
+			z.Reset()
+			fw := GetFlateWriterWindow(&z, 1, bits, msg)
+			fw.Write(msg)
+			fw.Flush()
+			PutFlateWriterWindow(fw, 1, bits)
+		}
+		windowed()
+		if a := testing.AllocsPerRun(100, windowed); a != 0 {
+			t.Errorf("pooled %d-bit writer: %v allocs, want 0", bits, a)
+		}
+	}
 }
