@@ -353,14 +353,18 @@ func TestHandshakeTimeout(t *testing.T) {
 // TestHandshakeAfterIdleLoop: a loop with no connection gets no ticks, so
 // its wheel stands still; the first connection after a long idle spell
 // must still get its whole handshake timeout, not a deadline already past.
+// The idle spell (2 h) is made by startIdleServer, and the test waits for
+// the loop to process ticks with the request half sent: a deadline armed on
+// the stale wheel would fire on the first of them, the right one is an
+// hour away.
 func TestHandshakeAfterIdleLoop(t *testing.T) {
-	const timeout = time.Second
-	srv := startServer(t, newTracker(t), Config{Loops: 1, HandshakeTimeout: timeout, Logger: discardLogger()})
-	time.Sleep(timeout + timeout/2) // idle: the time-based condition under test
+	const timeout = time.Hour
+	srv := startIdleServer(t, newTracker(t), Config{Loops: 1, HandshakeTimeout: timeout, CloseTimeout: time.Second,
+		Logger: discardLogger()}, 2*timeout)
 	rc := dialRaw(t, srv.Addr())
 	req := []byte(rawRequest())
 	rc.write(req[:10])
-	time.Sleep(timeout / 4) // well inside the timeout
+	waitWheelAdvanced(t, srv)
 	rc.write(req[10:])
 	if resp, body := rc.readResponse(); resp.StatusCode != 101 {
 		t.Fatalf("status %s %q", resp.Status, body)
