@@ -41,6 +41,7 @@ type Request struct {
 	Origin     []byte
 
 	head  head
+	line  lineScan
 	flags reqFlags
 }
 
@@ -68,8 +69,28 @@ func (r *Request) Reset() { *r = Request{} }
 // DefaultMaxHeaderBytes), ErrMalformedRequest for bad syntax; otherwise the
 // head's length, to be consumed, and r filled in. Parse checks syntax only:
 // Validate applies RFC 6455 §4.2.1.
+//
+// Up to MaxLeadingEmptyLines empty lines (CRLF or LF) before the request line
+// are skipped, as RFC 9112 §2.2 asks; they count toward the head's length
+// and max. The request line is checked as it arrives, so bytes that cannot
+// begin one (a TLS ClientHello, binary, a method that is not a token) are
+// ErrMalformedRequest at once rather than ErrNeedMore until a line ends.
 func (r *Request) Parse(p []byte, max int) (n int, err error) {
-	if n, err = r.head.complete(p, max); err != nil {
+	if max <= 0 {
+		max = DefaultMaxHeaderBytes
+	}
+	skip, err := skipEmptyLines(p)
+	if err != nil {
+		return 0, err
+	}
+	p = p[skip:]
+	if !r.line.check(p[:min(len(p), max)]) {
+		return 0, ErrMalformedRequest
+	}
+	if max-skip <= 0 {
+		return 0, ErrHeaderTooLarge
+	}
+	if n, err = r.head.complete(p, max-skip); err != nil {
 		return 0, err
 	}
 	*r = Request{head: head{scanned: r.head.scanned}} // a repeated Parse sees no stale views
@@ -145,7 +166,7 @@ func (r *Request) Parse(p []byte, max int) (n int, err error) {
 			}
 		}
 	}
-	return n, nil
+	return skip + n, nil
 }
 
 // Header returns the value of the first header field called name, ignoring

@@ -13,6 +13,8 @@ func TestHandshakeAllocs(t *testing.T) {
 	}
 	offer := &ClientRequest{Protocols: []string{"chat"}, Extensions: "permessage-deflate; client_max_window_bits; server_no_context_takeover"}
 	resp := AppendUpgradeResponse(nil, []byte(key), []byte("chat"), []byte("permessage-deflate; server_no_context_takeover"), nil)
+	leading := []byte("\r\n" + hsChromium)
+	clientHello := []byte("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
 	buf := make([]byte, 0, 512)
 	supported := []string{"superchat", "chat"}
 	tests := []struct {
@@ -30,6 +32,27 @@ func TestHandshakeAllocs(t *testing.T) {
 					panic(err)
 				}
 				r.Reset()
+			},
+		},
+		{
+			name: "Request.Parse byte by byte, after an empty line",
+			fn: func() {
+				var r Request
+				for i := 1; i <= len(leading); i++ {
+					r.Parse(leading[:i], 0)
+				}
+				if r.Method == nil {
+					panic("not parsed")
+				}
+			},
+		},
+		{
+			name: "Request.Parse of a TLS ClientHello",
+			fn: func() {
+				var r Request
+				if _, err := r.Parse(clientHello, 0); err != ErrMalformedRequest {
+					panic(err)
+				}
 			},
 		},
 		{

@@ -34,6 +34,15 @@ func FuzzParseRequest(f *testing.F) {
 		"\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: a\r\n\rX: b\r\n\r\n",
 		hsChromium[:100],
+		"\r\n" + hsChromium,
+		"\n\r\n\n" + strings.ReplaceAll(hsChromium, "\r\n", "\n"),
+		"\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+		"\r\rGET / HTTP/1.1\r\n\r\n",
+		"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+		"\x00\x01\x02\x03\r\n\r\n",
+		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		"GET / HTTP/1.1\r\r\n\r\n",
+		"GE(T / HTTP/1.1\r\n\r\n",
 	}
 	for i, s := range seeds {
 		f.Add([]byte(s), uint(i*37))

@@ -348,6 +348,18 @@ func TestRequestParseValid(t *testing.T) {
 			},
 		},
 		{
+			name: "empty line (CRLF) before the request line",
+			req:  "\r\n" + hsMinimal("GET / HTTP/1.1"),
+			want: hsView{Method: "GET", URI: "/", Path: "/", Minor: 1, Host: "example.com", Upgrade: "websocket",
+				Connection: "Upgrade", Key: key, Version: "13"},
+		},
+		{
+			name: "the most empty lines skipped, LF and CRLF",
+			req:  "\n\r\n\n\r\n" + hsMinimal("GET / HTTP/1.1"),
+			want: hsView{Method: "GET", URI: "/", Path: "/", Minor: 1, Host: "example.com", Upgrade: "websocket",
+				Connection: "Upgrade", Key: key, Version: "13"},
+		},
+		{
 			name: "HTTP/1.2 and obs-text in a value",
 			req:  hsMinimal("GET / HTTP/1.2", "X-Name: caf\xc3\xa9"),
 			want: hsView{
@@ -669,10 +681,35 @@ func TestRequestValidateErrors(t *testing.T) {
 			status: 400,
 		},
 		{
-			name:   "empty line before request line",
-			req:    "\r\n" + hsChromium,
+			name:   "five empty lines before the request line",
+			req:    "\r\n\r\n\n\r\n\r\n" + hsChromium,
 			want:   ErrMalformedRequest,
 			status: 400,
+		},
+		{
+			name:   "CR without LF before the request line",
+			req:    "\r" + hsChromium,
+			want:   ErrMalformedRequest,
+			status: 400,
+		},
+		{
+			name:   "space before the request line",
+			req:    " " + hsChromium,
+			want:   ErrMalformedRequest,
+			status: 400,
+		},
+		{
+			name:   "HTTP/2 connection preface",
+			req:    "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+			want:   ErrMalformedRequest,
+			status: 400,
+		},
+		{
+			name:   "head past the cap made by empty lines",
+			req:    "\r\n\r\n" + hsChromium,
+			max:    len(hsChromium) + 3,
+			want:   ErrHeaderTooLarge,
+			status: 431,
 		},
 		{
 			name:   "head past the default cap, complete",
@@ -759,6 +796,10 @@ func TestRequestParseSplit(t *testing.T) {
 			name: "CR between lines",
 			req:  "GET / HTTP/1.1\r\nHost: a\r\n\rX: b\r\n\r\n",
 		},
+		{
+			name: "empty lines first",
+			req:  "\r\n\n" + hsChromium,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -826,5 +867,85 @@ func TestRequestParseScansOnce(t *testing.T) {
 	// Reused without Reset on shorter bytes: no panic, a correct answer.
 	if _, err := r.Parse([]byte(hsChromium), 0); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRequestParseNotHTTP: bytes that cannot begin a request line are
+// refused on the byte that makes a valid one impossible, not after waiting
+// for a line end that a TLS client or a binary protocol never sends.
+func TestRequestParseNotHTTP(t *testing.T) {
+	// The start of a TLS 1.3 ClientHello record: handshake, TLS 1.0 record version.
+	clientHello := "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+	tests := []struct {
+		name string
+		in   string
+		at   int // the length of the shortest prefix refused
+	}{
+		{"TLS ClientHello", clientHello, 1},
+		{"NUL bytes", "\x00\x00\x00\x00", 1},
+		{"WebSocket frame", "\x81\x85\x37\xfa\x21\x3d", 1},
+		{"SSH banner", "SSH-2.0-OpenSSH_9.6\r\n", len("SSH-2.0-OpenSSH_9.6") + 1},
+		{"method not a token", "GE(T / HTTP/1.1\r\n", 3},
+		{"space first", " GET / HTTP/1.1\r\n", 1},
+		{"two spaces after the method", "GET  / HTTP/1.1\r\n", 5},
+		{"control in the target", "GET /a\x01b HTTP/1.1\r\n", 7},
+		{"line ends after the method", "GET\r\n", 4},
+		{"line ends in the target", "GET /chat\n", 10},
+		{"lower-case protocol", "GET / http/1.1\r\n", 7},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n", 12},
+		{"two-digit minor", "GET / HTTP/1.10\r\n", 15},
+		{"CR CR LF", "GET / HTTP/1.1\r\r\n", 16},
+		{"after an empty line", "\r\n\x16\x03\x01", 3},
+		{"too many empty lines", "\r\n\r\n\r\n\r\n\r\n", 9},
+		{"CR then not LF", "\r\x16", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r Request
+			for i := 1; i <= len(tt.in); i++ {
+				n, err := r.Parse([]byte(tt.in[:i]), 0)
+				want := ErrNeedMore
+				if i >= tt.at {
+					want = ErrMalformedRequest
+				}
+				if n != 0 || err != want {
+					t.Fatalf("Parse(in[:%d]) = %d, %v; want 0, %v", i, n, err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestRequestParseValidPrefixes: every prefix of a valid request line (in
+// each of its forms) waits for more, so the early refusal never cuts a
+// request that would parse.
+func TestRequestParseValidPrefixes(t *testing.T) {
+	for _, line := range []string{
+		"GET / HTTP/1.1\r\n",
+		"GET /chat?x=caf\xc3\xa9 HTTP/1.0\n",
+		"M-SEARCH * HTTP/1.9\r\n",
+		"GET http://example.com:80/x HTTP/1.1\r\n",
+		"\r\n\nGET / HTTP/1.1\r\n",
+	} {
+		var r Request
+		for i := 0; i <= len(line); i++ {
+			if _, err := r.Parse([]byte(line[:i]), 0); err != ErrNeedMore {
+				t.Fatalf("%q: Parse(line[:%d]) = %v, want ErrNeedMore", line, i, err)
+			}
+		}
+	}
+}
+
+// The request line is checked once as it arrives, not once per byte.
+func TestRequestParseLineScansOnce(t *testing.T) {
+	in := []byte("GET /" + strings.Repeat("a", 4000))
+	var r Request
+	for i := 1; i <= len(in); i++ {
+		if _, err := r.Parse(in[:i], 0); err != ErrNeedMore {
+			t.Fatal(err)
+		}
+		if r.line.pos != i {
+			t.Fatalf("after %d bytes the line scan is at %d", i, r.line.pos)
+		}
 	}
 }

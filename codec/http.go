@@ -163,6 +163,107 @@ func quotedLen[T string | []byte](p T) int {
 	return 0
 }
 
+// MaxLeadingEmptyLines is how many empty lines Request.Parse skips before a
+// request line (RFC 9112 §2.2 asks for at least one); more are malformed, so
+// a peer cannot hold a connection open with them.
+const MaxLeadingEmptyLines = 4
+
+// skipEmptyLines returns the length of the empty lines (CRLF or bare LF) at
+// the start of p once a byte that is not part of one follows them:
+// ErrNeedMore until then, ErrMalformedRequest past MaxLeadingEmptyLines or
+// for a CR not followed by LF.
+func skipEmptyLines(p []byte) (int, error) {
+	n := 0
+	for lines := 0; ; lines++ {
+		if n == len(p) {
+			return 0, ErrNeedMore
+		}
+		if p[n] != '\r' && p[n] != '\n' {
+			return n, nil
+		}
+		if lines == MaxLeadingEmptyLines {
+			return 0, ErrMalformedRequest
+		}
+		if p[n] == '\r' {
+			if n+1 == len(p) {
+				return 0, ErrNeedMore
+			}
+			if p[n+1] != '\n' {
+				return 0, ErrMalformedRequest
+			}
+			n++
+		}
+		n++
+	}
+}
+
+// lineScan checks a request line as its bytes arrive, against the grammar
+// parseRequestLine applies to the whole line, and stops at the first byte
+// no valid request line can have there. It remembers how far it got, so
+// feeding the line one byte at a time costs O(n) in all.
+type lineScan struct {
+	pos  int   // p[:pos] is a valid beginning of a request line
+	part uint8 // the part pos is in: linePartMethod …
+	n    int   // bytes of that part before pos
+}
+
+const (
+	linePartMethod uint8 = iota
+	linePartTarget
+	linePartVersion
+	linePartDone // the line ended well; the rest is parseField's
+)
+
+// check reports whether p, the bytes of the head after any empty lines,
+// may still begin a valid request line. p must begin with the bytes of the
+// previous call, as for Parse; shorter bytes start the scan again.
+func (s *lineScan) check(p []byte) bool {
+	if s.pos > len(p) {
+		*s = lineScan{} // not the same bytes grown: a caller forgot Reset
+	}
+	const version = "HTTP/1."
+	for ; s.pos < len(p) && s.part != linePartDone; s.pos++ {
+		c := p[s.pos]
+		switch s.part {
+		case linePartMethod: // token SP
+			switch {
+			case isTokenByte(c):
+				s.n++
+			case c == ' ' && s.n > 0:
+				s.part, s.n = linePartTarget, 0
+			default:
+				return false
+			}
+		case linePartTarget: // no spaces or controls, then SP
+			switch {
+			case c > ' ' && c != 0x7F:
+				s.n++
+			case c == ' ' && s.n > 0:
+				s.part, s.n = linePartVersion, 0
+			default:
+				return false
+			}
+		case linePartVersion: // "HTTP/1." DIGIT, then CRLF or LF
+			switch {
+			case s.n < len(version):
+				if c != version[s.n] {
+					return false
+				}
+			case s.n == len(version):
+				if c < '0' || c > '9' {
+					return false
+				}
+			case c == '\n':
+				s.part = linePartDone
+			case c != '\r' || s.n > len(version)+1:
+				return false
+			}
+			s.n++
+		}
+	}
+	return true
+}
+
 // parseRequestLine splits "method SP request-target SP HTTP/1.x" (RFC 9112
 // §3). The method must be a token and the target free of spaces and
 // controls; the form of the target is left to splitTarget.

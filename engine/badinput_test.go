@@ -353,14 +353,18 @@ func TestHandshakeTimeout(t *testing.T) {
 // TestHandshakeAfterIdleLoop: a loop with no connection gets no ticks, so
 // its wheel stands still; the first connection after a long idle spell
 // must still get its whole handshake timeout, not a deadline already past.
+// The idle spell (2 h) is made by startIdleServer, and the test waits for
+// the loop to process ticks with the request half sent: a deadline armed on
+// the stale wheel would fire on the first of them, the right one is an
+// hour away.
 func TestHandshakeAfterIdleLoop(t *testing.T) {
-	const timeout = time.Second
-	srv := startServer(t, newTracker(t), Config{Loops: 1, HandshakeTimeout: timeout, Logger: discardLogger()})
-	time.Sleep(timeout + timeout/2) // idle: the time-based condition under test
+	const timeout = time.Hour
+	srv := startIdleServer(t, newTracker(t), Config{Loops: 1, HandshakeTimeout: timeout, CloseTimeout: time.Second,
+		Logger: discardLogger()}, 2*timeout)
 	rc := dialRaw(t, srv.Addr())
 	req := []byte(rawRequest())
 	rc.write(req[:10])
-	time.Sleep(timeout / 4) // well inside the timeout
+	waitWheelAdvanced(t, srv)
 	rc.write(req[10:])
 	if resp, body := rc.readResponse(); resp.StatusCode != 101 {
 		t.Fatalf("status %s %q", resp.Status, body)
@@ -523,5 +527,72 @@ func TestPeerVanishes(t *testing.T) {
 	}
 	if got := srv.Stats().Closes[codec.StatusAbnormalClosure]; got != uint64(len(tests)) {
 		t.Errorf("Stats().Closes[1006] = %d, want %d", got, len(tests))
+	}
+}
+
+// TestHandshakeNotHTTP: a peer speaking something else on a plain port (a
+// TLS client, a binary protocol) is answered 400 and dropped on its first
+// bytes, not left until the handshake timeout waiting for a line end that
+// never comes.
+func TestHandshakeNotHTTP(t *testing.T) {
+	const timeout = 10 * time.Second
+	srv := startServer(t, newTracker(t), Config{Loops: 1, HandshakeTimeout: timeout, Logger: discardLogger()})
+	by := dialBystander(t, srv.Addr())
+	tests := []struct {
+		name  string
+		bytes string
+	}{
+		// A TLS 1.2+ ClientHello record header and the start of its body.
+		{"TLS ClientHello", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"},
+		{"binary", "\x00\x01\x02\x03\xff\xfe"},
+		{"method not a token", "GE(T / HTTP/1.1"},
+		{"HTTP/2 preface", "PRI * HTTP/2.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := dialRaw(t, srv.Addr())
+			start := time.Now()
+			rc.write([]byte(tt.bytes))
+			// Far under the handshake timeout, generous for a slow machine.
+			rc.conn.SetReadDeadline(start.Add(timeout / 4))
+			resp, err := http.ReadResponse(rc.br, nil)
+			if err != nil {
+				t.Fatalf("after %v: %v, want a 400 well before the %v handshake timeout", time.Since(start), err, timeout)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusBadRequest || string(body) != codec.ErrMalformedRequest.Msg+"\n" {
+				t.Fatalf("answered %s %q, want 400 %q", resp.Status, body, codec.ErrMalformedRequest.Msg)
+			}
+			rc.expectDropped()
+		})
+	}
+	by.check(t)
+}
+
+// TestHandshakeEmptyLinesFirst: empty lines before the request line are
+// skipped (RFC 9112 §2.2), for an upgrade and for the fallback handler.
+func TestHandshakeEmptyLinesFirst(t *testing.T) {
+	srv := startServer(t, newTracker(t), Config{Loops: 1, Logger: discardLogger(),
+		Fallback: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Fallback", r.Method+" "+r.URL.Path)
+			w.WriteHeader(http.StatusTeapot)
+		}),
+	})
+	for _, first := range []string{"\r\n", "\n", "\r\n\n"} {
+		rc := dialRaw(t, srv.Addr())
+		rc.write([]byte(first + rawRequest()))
+		if resp, body := rc.readResponse(); resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("%q first: upgrade answered %s %q", first, resp.Status, body)
+		}
+		rc.write(rawFrame(codec.OpText, true, []byte("after empty lines")))
+		if _, p := rc.readMessage(); string(p) != "after empty lines" {
+			t.Fatalf("%q first: echo %q", first, p)
+		}
+
+		rc = dialRaw(t, srv.Addr())
+		rc.write([]byte(first + "GET /health HTTP/1.1\r\nHost: gale.test\r\n\r\n"))
+		if resp, body := rc.readResponse(); resp.StatusCode != http.StatusTeapot || resp.Header.Get("X-Fallback") != "GET /health" {
+			t.Fatalf("%q first: fallback answered %s %v %q", first, resp.Status, resp.Header, body)
+		}
 	}
 }

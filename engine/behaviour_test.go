@@ -321,13 +321,16 @@ func TestKeepalive(t *testing.T) {
 }
 
 // TestKeepaliveAfterIdleLoop: the first connection after the loop had none
-// for a while must get its full idle timeout.
+// for a while must get its full idle timeout. The idle spell (2 h) is made
+// by startIdleServer; with an idle timeout of an hour, keepalive armed on
+// the stale wheel would close at the first tick, so the pings that come
+// instead (each an observable event, awaited under a generous deadline)
+// show the deadline counts from the upgrade.
 func TestKeepaliveAfterIdleLoop(t *testing.T) {
-	const ping, idle = 200 * time.Millisecond, 600 * time.Millisecond
-	srv := startServer(t, newTracker(t), Config{Loops: 1, PingInterval: ping, IdleTimeout: idle, Logger: discardLogger()})
-	time.Sleep(2 * idle) // idle loop: the time-based condition under test
+	const ping, idle = 200 * time.Millisecond, time.Hour
+	srv := startIdleServer(t, newTracker(t), Config{Loops: 1, PingInterval: ping, IdleTimeout: idle, Logger: discardLogger()}, 2*idle)
 	rc := upgradeRaw(t, srv.Addr())
-	for start := time.Now(); time.Since(start) < 2*idle; {
+	for range 2 {
 		h, p := rc.readFrame()
 		if h.Opcode != codec.OpPing {
 			t.Fatalf("got %v frame %q, want a ping", h.Opcode, p)

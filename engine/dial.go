@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -310,68 +311,44 @@ func (c *ClientConn) ReadFrame() (Frame, error) {
 }
 
 func (c *ClientConn) readFrame() (Frame, error) {
-	p, err := c.br.Peek(2)
+	h, err := c.readHeader()
 	if err != nil {
-		return Frame{}, readError(err)
+		return Frame{}, err
 	}
-	n := 2
-	switch p[1] & 0x7F {
-	case 126:
-		n = 4
-	case 127:
-		n = 10
+	if h.Opcode == codec.OpText || h.Opcode == codec.OpBinary {
+		c.fragOp, c.msgLen = h.Opcode, 0
+		c.utf8.Reset()
 	}
-	if p[1]&0x80 != 0 {
-		n += 4
-	}
-	if p, err = c.br.Peek(n); err != nil {
-		return Frame{}, readError(err)
-	}
-	h, _, err := codec.DecodeFrameHeader(p)
-	if err == nil {
-		st := codec.StateClient
-		if c.fragOp != 0 {
-			st |= codec.StateFragmented
-		}
-		err = codec.CheckFrameHeader(h, st)
-	}
-	if err == nil && h.Opcode.IsData() && c.msgLen+h.Length > c.maxMsg {
-		err = codec.ErrMessageTooBig
-	}
-	if err != nil {
-		return Frame{}, c.fail(err)
-	}
-	c.br.Discard(n)
+	text := h.Opcode.IsData() && c.fragOp == codec.OpText
+	end := text && h.Fin
 
-	// Grow with the bytes that arrive, not with the declared length.
+	// Read the payload as it arrives, growing with the bytes that come, not
+	// with the declared length, and check a text message's UTF-8 on every
+	// piece: an invalid byte fails the connection (1007) when it arrives,
+	// not once a frame that may never complete has been read whole.
 	c.rbuf = c.rbuf[:0]
 	for remaining := h.Length; remaining > 0; {
 		chunk := int(min(remaining, 64<<10))
+		c.rbuf = slices.Grow(c.rbuf, chunk)
 		start := len(c.rbuf)
-		c.rbuf = append(c.rbuf, make([]byte, chunk)...)
-		if _, err := io.ReadFull(c.br, c.rbuf[start:]); err != nil {
+		n, err := c.br.Read(c.rbuf[start : start+chunk])
+		c.rbuf = c.rbuf[:start+n]
+		remaining -= int64(n)
+		if text && n > 0 && !textValid(&c.utf8, c.rbuf[start:], end && remaining == 0) {
+			return Frame{}, c.fail(codec.ErrInvalidUTF8)
+		}
+		if err != nil && remaining > 0 {
 			return Frame{}, readError(err)
 		}
-		remaining -= int64(chunk)
+	}
+	if end && h.Length == 0 && !c.utf8.Done() {
+		return Frame{}, c.fail(codec.ErrInvalidUTF8) // an empty last frame ends a message cut mid-rune
 	}
 	f := Frame{Opcode: h.Opcode, Fin: h.Fin, Payload: c.rbuf}
 
 	switch h.Opcode {
 	case codec.OpText, codec.OpBinary, codec.OpContinuation:
-		if h.Opcode != codec.OpContinuation {
-			c.fragOp, c.msgLen = h.Opcode, 0
-			c.utf8.Reset()
-		}
 		c.msgLen += h.Length
-		if c.fragOp == codec.OpText {
-			valid := c.utf8.Write(f.Payload)
-			if valid && h.Fin {
-				valid = c.utf8.Done()
-			}
-			if !valid {
-				return Frame{}, c.fail(codec.ErrInvalidUTF8)
-			}
-		}
 		if h.Fin {
 			c.fragOp, c.msgLen = 0, 0
 		}
@@ -384,14 +361,37 @@ func (c *ClientConn) readFrame() (Frame, error) {
 		if err != nil {
 			return Frame{}, c.fail(err)
 		}
-		echo := code
-		if echo == codec.StatusNoStatusReceived {
-			echo = codec.StatusNormalClosure
-		}
-		c.WriteClose(echo, string(reason)) // ErrClosed when we closed first: nothing to echo
+		c.WriteClose(closeEchoCode(code), string(reason)) // ErrClosed when we closed first: nothing to echo
 		return f, &codec.CloseError{Code: code, Reason: string(reason)}
 	}
 	return f, nil
+}
+
+// readHeader reads and checks the next frame header with codec's decoder,
+// waiting for as many bytes as it says it needs.
+func (c *ClientConn) readHeader() (codec.Header, error) {
+	for {
+		p, _ := c.br.Peek(min(codec.MaxHeaderLen, c.br.Buffered()))
+		h, n, err := codec.DecodeFrameHeader(p)
+		if err == codec.ErrNeedMore {
+			if _, err := c.br.Peek(len(p) + 1); err != nil { // wait for one more byte
+				return codec.Header{}, readError(err)
+			}
+			continue
+		}
+		if err == nil {
+			st := codec.StateClient
+			if c.fragOp != 0 {
+				st |= codec.StateFragmented
+			}
+			err = checkFrame(h, st, c.msgLen, 0, c.maxMsg)
+		}
+		if err != nil {
+			return codec.Header{}, c.fail(err)
+		}
+		c.br.Discard(n)
+		return h, nil
+	}
 }
 
 // ReadMessage reads the next whole message, answering pings and skipping
@@ -421,14 +421,11 @@ func (c *ClientConn) ReadMessage() (codec.Opcode, []byte, error) {
 	}
 }
 
-// fail sends a Close with err's code and closes the connection.
+// fail sends a Close with err's code and closes the connection: RFC 6455
+// §7.1.7 "Fail the WebSocket Connection".
 func (c *ClientConn) fail(err error) error {
-	code := codec.CloseStatus(err)
-	if code == 0 {
-		code = codec.StatusProtocolError
-	}
 	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	c.WriteClose(code, "")
+	c.WriteClose(failCode(err), "")
 	c.conn.Close()
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -287,30 +288,152 @@ func TestClientBadServer(t *testing.T) {
 }
 
 func TestClientMaskedServerFrame(t *testing.T) {
+	serverErr := make(chan error, 1)
 	url := rawServer(t, func(c net.Conn) {
-		key := readKey(c)
-		c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + string(codec.AppendAccept(nil, key)) + "\r\n\r\n"))
+		upgradeAccept(c)
 		c.Write(codec.AppendFrame(nil, codec.Header{Fin: true, Opcode: codec.OpText, Masked: true, Mask: [4]byte{1, 2, 3, 4}}, []byte("hi")))
 		// The client must answer with Close 1002 before dropping.
-		buf := make([]byte, 64)
-		n, _ := c.Read(buf)
-		h, hn, err := codec.DecodeFrameHeader(buf[:n])
-		if err != nil || h.Opcode != codec.OpClose || n < hn+2 {
-			return
+		code, err := readClientClose(c)
+		if err == nil && code != codec.StatusProtocolError {
+			err = fmt.Errorf("client sent Close %d, want 1002", code)
 		}
-		payload := buf[hn : hn+int(h.Length)]
-		codec.Mask(payload, h.Mask, 0)
-		if code, _, _ := codec.ParseClosePayload(payload); code == codec.StatusProtocolError {
-			c.Write([]byte("ok"))
-		}
+		serverErr <- err
 	})
 	c, err := Dial(t.Context(), url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, _, err = c.ReadMessage()
 	if !errors.Is(err, codec.ErrMaskUnexpected) || codec.CloseStatus(err) != codec.StatusProtocolError {
 		t.Fatalf("got %v, want ErrMaskUnexpected (1002)", err)
+	}
+	select {
+	case err := <-serverErr:
+		if err != nil {
+			t.Errorf("server side: %v", err)
+		}
+	case <-time.After(rawWait):
+		t.Error("server side: no verdict on the client's Close")
+	}
+}
+
+// upgradeAccept answers the client's request on c with a valid 101.
+func upgradeAccept(c net.Conn) {
+	key := readKey(c)
+	c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + string(codec.AppendAccept(nil, key)) + "\r\n\r\n"))
+}
+
+// readClientClose reads the Close frame the client sends on c and returns
+// its code, or an error saying what came instead.
+func readClientClose(c net.Conn) (codec.StatusCode, error) {
+	buf := make([]byte, 0, 256)
+	for {
+		if h, hn, err := codec.DecodeFrameHeader(buf); err == nil && len(buf) >= hn+int(h.Length) {
+			if h.Opcode != codec.OpClose || !h.Masked {
+				return 0, fmt.Errorf("got a %v frame (masked %v), want a masked Close", h.Opcode, h.Masked)
+			}
+			payload := buf[hn : hn+int(h.Length)]
+			codec.Mask(payload, h.Mask, 0)
+			code, _, err := codec.ParseClosePayload(payload)
+			return code, err
+		} else if err != nil && err != codec.ErrNeedMore {
+			return 0, err
+		}
+		if len(buf) == cap(buf) {
+			return 0, fmt.Errorf("no Close frame in %q", buf)
+		}
+		n, err := c.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return 0, fmt.Errorf("after %q: %w", buf, err)
+		}
+	}
+}
+
+// TestClientInvalidUTF8FailsFast: a text frame declaring 1 MiB whose first
+// bytes are not UTF-8, the rest never sent. The client must fail with 1007
+// on the bytes that arrived, not wait for a frame that never completes.
+func TestClientInvalidUTF8FailsFast(t *testing.T) {
+	tests := []struct {
+		name  string
+		first string
+	}{
+		{"invalid byte", "ok \xff"},
+		{"impossible rune prefix", "ab\xed\xa0"}, // a surrogate: no continuation can fix it
+		{"invalid in a continuation", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			serverErr := make(chan error, 1)
+			release := make(chan struct{})
+			url := rawServer(t, func(c net.Conn) {
+				upgradeAccept(c)
+				var w []byte
+				op, first := codec.OpText, tt.first
+				if first == "" {
+					w = codec.AppendFrame(w, codec.Header{Opcode: codec.OpText}, []byte("fine so far"))
+					op, first = codec.OpContinuation, "\xc0\xaf" // an overlong '/'
+				}
+				w = codec.AppendFrameHeader(w, codec.Header{Fin: true, Opcode: op, Length: 1 << 20})
+				w = append(w, first...)
+				c.Write(w)
+				// Stall: the rest of the frame never comes.
+				code, err := readClientClose(c)
+				if err == nil && code != codec.StatusInvalidPayloadData {
+					err = fmt.Errorf("client sent Close %d, want 1007", code)
+				}
+				serverErr <- err
+				<-release
+			})
+			defer close(release)
+			c, err := Dial(t.Context(), url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			// Generous for a slow machine; a correct client fails in milliseconds,
+			// one that waits for the frame fails only at this deadline.
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _, err = c.ReadMessage()
+			if !errors.Is(err, codec.ErrInvalidUTF8) {
+				t.Fatalf("got %v, want ErrInvalidUTF8 (1007) before the frame completes", err)
+			}
+			if err := <-serverErr; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestClientHugeContinuation: a continuation declaring 2⁶³-1 bytes after a
+// first fragment. The message limit must hold even though the declared
+// length plus the bytes already received overflows int64.
+func TestClientHugeContinuation(t *testing.T) {
+	serverErr := make(chan error, 1)
+	url := rawServer(t, func(c net.Conn) {
+		upgradeAccept(c)
+		w := codec.AppendFrame(nil, codec.Header{Opcode: codec.OpBinary}, []byte("a"))
+		w = codec.AppendFrameHeader(w, codec.Header{Fin: true, Opcode: codec.OpContinuation, Length: 1<<63 - 1})
+		c.Write(w)
+		code, err := readClientClose(c)
+		if err == nil && code != codec.StatusMessageTooBig {
+			err = fmt.Errorf("client sent Close %d, want 1009", code)
+		}
+		serverErr <- err
+	})
+	c, err := Dial(t.Context(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = c.ReadMessage()
+	if !errors.Is(err, codec.ErrMessageTooBig) {
+		t.Fatalf("got %v, want ErrMessageTooBig (1009)", err)
+	}
+	if err := <-serverErr; err != nil {
+		t.Error(err)
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -41,7 +42,14 @@ func TestSmoke(t *testing.T) {
 			t.Fatalf("n=%d: op=%d len=%d err=%v", n, op, len(got), err)
 		}
 	}
-	ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye"))
+	if err := ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye")); err != nil {
+		t.Fatal(err)
+	}
+	// The server echoes the Close's code and reason (RFC 6455 §5.5.1).
 	_, _, err = ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure || ce.Text != "bye" {
+		t.Fatalf("close answered with %v, want close 1000 \"bye\"", err)
+	}
 	t.Logf("close: %v; stats %+v", err, srv.Stats())
 }

@@ -79,7 +79,8 @@ func (c *Conn) readHandshake() gnet.Action {
 		err = req.Validate()
 	}
 	if err == codec.ErrNotUpgrade && srv.cfg.Fallback != nil {
-		return c.fallback(p[:n])
+		// Without the empty lines Parse skipped: net/http takes none.
+		return c.fallback(bytes.TrimLeft(p[:n], "\r\n"))
 	}
 	var he *codec.HandshakeError
 	if errors.As(err, &he) {
