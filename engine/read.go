@@ -68,15 +68,7 @@ func (c *Conn) readHeader(avail int64) (int, bool) {
 		return 0, false
 	}
 	if err == nil {
-		err = codec.CheckFrameHeader(h, c.checkState())
-	}
-	if err == nil && h.Opcode.IsData() {
-		switch {
-		case h.Length > srv.cfg.MaxFrameSize:
-			err = codec.ErrFrameTooBig
-		case c.msgLen+h.Length > srv.cfg.MaxMessageSize:
-			err = codec.ErrMessageTooBig
-		}
+		err = checkFrame(h, c.checkState(), c.msgLen, srv.cfg.MaxFrameSize, srv.cfg.MaxMessageSize)
 	}
 	if err != nil {
 		c.fail(err)
@@ -132,15 +124,9 @@ func (c *Conn) readWhole() bool {
 	n := int(c.h.Length)
 	p := c.payload(n)
 	c.inFrame = false
-	if c.msgOp == codec.OpText {
-		valid := c.utf8.Write(p)
-		if valid && c.h.Fin {
-			valid = c.utf8.Done()
-		}
-		if !valid {
-			c.fail(codec.ErrInvalidUTF8)
-			return false
-		}
+	if c.msgOp == codec.OpText && !textValid(&c.utf8, p, c.h.Fin) {
+		c.fail(codec.ErrInvalidUTF8)
+		return false
 	}
 	op, fin := c.msgOp, c.h.Fin
 	if fin {

@@ -3,7 +3,7 @@ package engine
 import "github.com/galews/gale/codec"
 
 // The protocol rules both read sides apply the same way: the event loop
-// (conn.go) and the blocking client (dial.go). Pure functions of what was
+// (read.go, state.go) and the blocking client (dial.go). Pure functions of what was
 // received, so each side keeps its own I/O and state.
 
 // closeEchoCode returns the code to answer a received Close with (RFC 6455

@@ -79,11 +79,7 @@ func (c *Conn) sendClose(code codec.StatusCode, reason string) {
 // had not sent ours (RFC 6455 §5.5.1), then drop the socket. Loop only.
 func (c *Conn) closeReceived(code codec.StatusCode, reason []byte) {
 	if c.state == stateOpen {
-		echo := code
-		if echo == codec.StatusNoStatusReceived {
-			echo = codec.StatusNormalClosure // the peer sent no code
-		}
-		c.sendClose(echo, string(reason))
+		c.sendClose(closeEchoCode(code), string(reason))
 	}
 	c.abort(&codec.CloseError{Code: code, Reason: string(reason)})
 }
@@ -91,13 +87,7 @@ func (c *Conn) closeReceived(code codec.StatusCode, reason []byte) {
 // fail sends a Close with the error's code (1002 unless the error says
 // otherwise) when none was sent yet, and drops the socket: RFC 6455 §7.1.7
 // "Fail the WebSocket Connection". Loop only.
-func (c *Conn) fail(err error) {
-	code := codec.CloseStatus(err)
-	if code == 0 {
-		code = codec.StatusProtocolError
-	}
-	c.failWith(code, "", err)
-}
+func (c *Conn) fail(err error) { c.failWith(failCode(err), "", err) }
 
 // failWith is fail with a chosen code and reason: Gale's own decisions
 // (idle timeout, slow reader, handler panic). Loop only.
