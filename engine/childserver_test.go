@@ -38,8 +38,6 @@ type childConfig struct {
 	MaxOutbound    int   `json:",omitempty"`
 	OutboundReject bool  `json:",omitempty"`
 	MaxMessageSize int64 `json:",omitempty"`
-	// MemoryBudget is meant for Config.MemoryBudget, which this branch does
-	// not have yet: see the commented line in TestChildServer.
 	MemoryBudget int64 `json:",omitempty"`
 }
 
@@ -80,7 +78,7 @@ func TestChildServer(t *testing.T) {
 	if cc.OutboundReject {
 		cfg.OutboundPolicy = OutboundReject
 	}
-	// cfg.MemoryBudget = cc.MemoryBudget //TODO(merge): enable once Config.MemoryBudget is in
+	cfg.MemoryBudget = cc.MemoryBudget
 	var srv *Server
 	cfg.Fallback = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/stats" {
@@ -152,6 +150,12 @@ func startChild(t *testing.T, cc childConfig) *child {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestChildServer$", "-test.count=1", "-test.timeout=0")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
+	if cc.MemoryBudget > 0 {
+		// What an operator does beside the budget: MemoryBudget bounds what
+		// Gale holds, GOMEMLIMIT keeps the collector from letting garbage
+		// double the heap on top of it.
+		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMEMLIMIT=%dMiB", cc.MemoryBudget>>20+32))
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -23,8 +23,9 @@ import (
 // more replies) until the backlog falls under an eighth. gnet v2.10 cannot
 // stop reading a socket (its level-triggered registration is internal and
 // it has no pause call), so what the peer sends meanwhile waits in gnet's
-// inbound buffer; past MaxOutbound of it the peer is neither reading nor
-// waiting and is dropped as a slow reader.
+// inbound buffer; past MaxOutbound of it (one read's worth while the server
+// is over its memory budget) the peer is neither reading nor waiting and is
+// dropped.
 //
 // Memory budget: the server counts, across connections, the backlogs, the
 // unread bytes of paused connections, queued writes and message
@@ -133,7 +134,7 @@ func (c *Conn) checkBacklog() {
 	if c.paused&pausedBacklog == 0 && c.gc.OutboundBuffered()+c.batched() >= srv.pauseAt {
 		c.pause(pausedBacklog)
 	}
-	if c.paused != 0 && c.gc.InboundBuffered() > srv.cfg.MaxOutbound {
+	if c.paused != 0 && c.gc.InboundBuffered() > c.unreadLimit() {
 		// Neither reading nor waiting: drop it now.
 		if c.paused&pausedBacklog != 0 {
 			c.failWith(codec.StatusPolicyViolation, "slow reader", ErrSlowReader)
@@ -146,6 +147,17 @@ func (c *Conn) checkBacklog() {
 	if c.paused != 0 && !c.watched {
 		c.loop.watch(c)
 	}
+}
+
+// unreadLimit is how much a paused connection may leave unread in gnet's
+// buffer: MaxOutbound, or one read's worth while the server is over its
+// budget, since gnet cannot be told to stop reading and the bytes would
+// otherwise pile up past the budget under any policy.
+func (c *Conn) unreadLimit() int {
+	if c.loop.srv.mem.over() {
+		return c.loop.srv.cfg.ReadBufferCap
+	}
+	return c.loop.srv.cfg.MaxOutbound
 }
 
 // admitRead reports whether k more bytes may be copied into the reassembly

@@ -27,10 +27,6 @@ var (
 // slowBystander must get every echo, a fresh dial must succeed during the
 // flood, and within 10 s of the flooders leaving RSS must be back under
 // baseline + 32 MiB.
-//
-// The budget is Config.MemoryBudget, which this branch does not have yet
-// (see TestChildServer): here the test shows the failure mode of an engine
-// without it.
 func TestSlowReaders(t *testing.T) {
 	clients, msgSize, budget, flood := 50, 1<<20, int64(64<<20), 6*time.Second
 	if *slowFull {

@@ -176,18 +176,21 @@ func (c *Conn) send(f outFrame) error {
 	return c.sendLoop(f)
 }
 
-// admit is the outbound policy, checked where a message starts. backlog is
-// what the connection has accepted and the kernel not yet taken. A backlog
-// of Config.MaxOutbound or more means the peer is not reading; so does any
-// backlog while the server is over its memory budget. One message larger
-// than MaxOutbound written to a peer that keeps up is not a backlog and
-// goes. Under OutboundReject the write is refused (ErrOutboundFull); under
-// OutboundClose the caller drops the connection with the error returned.
-func (c *Conn) admit(backlog int) error {
+// admit is the outbound policy, checked where a message starts. backlog
+// is what the kernel has not taken from the connection (gnet's outbound
+// buffer), pending what is accepted but not yet handed to gnet (the loop's
+// batch, the queue). Together, MaxOutbound or more means the peer is not
+// reading; so does any backlog while the server is over its memory budget
+// (pending bytes alone are not a sign: they are written at once). One
+// message larger than MaxOutbound written to a peer that keeps up is not a
+// backlog and goes. Under OutboundReject the write is refused
+// (ErrOutboundFull); under OutboundClose the caller drops the connection
+// with the error returned.
+func (c *Conn) admit(backlog, pending int) error {
 	srv := c.loop.srv
 	var err error
 	switch {
-	case backlog >= srv.cfg.MaxOutbound:
+	case backlog+pending >= srv.cfg.MaxOutbound:
 		err = ErrSlowReader
 	case backlog > 0 && srv.mem.over():
 		err = ErrMemoryBudget
@@ -205,7 +208,7 @@ func (c *Conn) admit(backlog int) error {
 func (c *Conn) sendLoop(f outFrame) error {
 	l := c.loop
 	if f.startsMessage() {
-		if err := c.admit(c.gc.OutboundBuffered() + c.batched()); err != nil {
+		if err := c.admit(c.gc.OutboundBuffered(), c.batched()); err != nil {
 			if err != ErrOutboundFull {
 				c.dropBacklogged(err)
 			}
@@ -402,7 +405,7 @@ func (c *Conn) enqueue(f *outFrame, need int, frame []byte, h codec.Header, p []
 		return ErrClosed
 	}
 	if f.startsMessage() {
-		if err := c.admit(int(q.outbound.Load()) + q.lenLocked()); err != nil {
+		if err := c.admit(int(q.outbound.Load()), q.lenLocked()); err != nil {
 			if err == ErrOutboundFull {
 				q.wmu.Unlock()
 				return err
