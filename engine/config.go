@@ -64,6 +64,13 @@ type Config struct {
 	MaxOutbound int
 	// OutboundPolicy applies when a write would exceed MaxOutbound.
 	OutboundPolicy OutboundPolicy
+	// MemoryBudget caps the bytes the server holds for all connections
+	// together in outbound backlogs and message reassembly (inflation
+	// included). Past it, connections with a backlog are not read and new
+	// writes to them are refused or close them (OutboundPolicy), and
+	// messages waiting for reassembly are held back until memory falls
+	// again. Default 256 MiB; negative: no budget.
+	MemoryBudget int64
 
 	// Subprotocols the server speaks; the first one the client offers (in
 	// the client's order) is selected. OnUpgrade may change the choice.
