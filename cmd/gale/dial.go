@@ -35,20 +35,22 @@ Exit status: 0 after a 1000 close, 1 after another close code, 2 on errors.
 // prints frames as they arrive, the other sends what stdin says.
 func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dial", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	origin := fs.String("origin", "", "Origin header to send")
 	protos := fs.String("protocols", "", "comma-separated subprotocols to offer")
 	timeout := fs.Duration("timeout", 10*time.Second, "connect and close-reply timeout")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: gale dial [flags] ws://host:port/path\n\n%s\nflags:\n", dialHelp)
+		fmt.Fprintf(fs.Output(), "usage: gale dial [flags] ws://host:port/path\n\n%s\nflags:\n", dialHelp)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if status, done := parseFlags(fs, args, true, stdout, stderr); done {
+		return status
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return 2
+	}
+	if *timeout <= 0 {
+		return flagError(stderr, fs, "-timeout %v: must be positive", *timeout)
 	}
 	opts := &engine.DialOptions{Origin: *origin, HandshakeTimeout: *timeout}
 	if *protos != "" {

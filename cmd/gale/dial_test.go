@@ -202,3 +202,23 @@ func TestDialServerCloses(t *testing.T) {
 		})
 	}
 }
+
+// TestDialFlags: bad flags and arguments exit 2 with a message.
+func TestDialFlags(t *testing.T) {
+	tests := []struct {
+		args     []string
+		inStderr string
+	}{
+		{[]string{"-timeout", "0", "ws://127.0.0.1:1/"}, "-timeout 0s: must be positive"},
+		{[]string{"-timeout", "-1s", "ws://127.0.0.1:1/"}, "-timeout -1s"},
+		{nil, "usage: gale dial"},
+		{[]string{"ws://a/", "ws://b/"}, "usage: gale dial"},
+		{[]string{"-nope", "ws://a/"}, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		if code := dial(tt.args, strings.NewReader(""), &out, &errb); code != 2 || !strings.Contains(errb.String(), tt.inStderr) {
+			t.Errorf("%v: exit %d, stderr %q", tt.args, code, errb.String())
+		}
+	}
+}
