@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -33,7 +34,16 @@ modes:
   broadcast  one connection sends, the server sends each message to every
              connection (it must broadcast what it receives): deliveries/s
 
-Run "gale bench MODE -h" for the flags of a mode.
+Run "gale bench MODE -h" for the flags of a mode. Sizes are bytes (1048576) or
+a number with KiB, MiB or GiB (16KiB).
+Exit status: 0 when every connection opened and every message was verified,
+1 on errors (failed dials, lost or altered messages, a server that cannot do
+what the mode needs), 2 on bad flags.
+`
+
+// benchExit is the exit status paragraph of each mode's usage.
+const benchExit = `Exit status: 0 when every connection opened and every message was verified,
+1 on errors, 2 on bad flags.
 `
 
 // benchResult is what a run reports, as JSON (-json) or a Markdown table.
@@ -55,7 +65,10 @@ type benchResult struct {
 	MaxUs       float64 `json:"max_us"`
 	Errors      uint64  `json:"errors"`
 	Compress    bool    `json:"compress,omitempty"`
-	Distinct    int     `json:"distinct,omitempty"`
+	// Compression is, with -compress, how many connections negotiated
+	// permessage-deflate (the server may decline it).
+	Compression *int `json:"compression,omitempty"`
+	Distinct    int  `json:"distinct,omitempty"`
 
 	// broadcast: messages sent by the one sender; Msgs and MsgsPerS count
 	// deliveries (a message received by one connection).
@@ -116,6 +129,11 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, benchUsage)
 		return 2
 	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, benchUsage)
+		return 0
+	}
 	raiseFileLimit()
 	switch args[0] {
 	case "echo":
@@ -157,13 +175,51 @@ func (c *common) register(fs *flag.FlagSet, conns int, dur time.Duration) {
 	fs.BoolVar(&c.json, "json", false, "print one JSON object instead of a Markdown table")
 }
 
+// check validates the shared flags; it returns a message for the first bad
+// one, or "".
+func (c *common) check() string {
+	u, err := url.Parse(c.url)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("-url %q: %v", c.url, err)
+	case u.Scheme == "wss":
+		return fmt.Sprintf("-url %q: the load generator speaks ws:// only, not wss://", c.url)
+	case u.Scheme != "ws" || u.Hostname() == "":
+		return fmt.Sprintf("-url %q: want ws://host:port/path", c.url)
+	case c.conns < 1:
+		return fmt.Sprintf("-conns %d: need at least 1", c.conns)
+	case c.duration <= 0:
+		return fmt.Sprintf("-duration %v: must be positive", c.duration)
+	case c.loops < 0:
+		return fmt.Sprintf("-loops %d is negative (0: one per CPU)", c.loops)
+	case c.sources < 0:
+		return fmt.Sprintf("-sources %d is negative (0: automatic)", c.sources)
+	case c.first < 1 || c.first+max(c.effectiveSources(), 1)-1 > 0xFFFF:
+		return fmt.Sprintf("-first-source %d with %d sources: the addresses 127.0.0.1 to 127.0.255.255 hold 65535", c.first, max(c.effectiveSources(), 1))
+	case c.pid < 0:
+		return fmt.Sprintf("-pid %d is negative", c.pid)
+	}
+	if c.pid > 0 {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(c.pid) + "/stat"); err != nil {
+			return fmt.Sprintf("-pid %d: no such process (or no /proc to read it from)", c.pid)
+		}
+	}
+	return ""
+}
+
+// effectiveSources is how many source addresses the connections use (0:
+// the default route's).
+func (c *common) effectiveSources() int {
+	if c.sources == 0 && c.conns > 20000 {
+		return c.conns/20000 + 1
+	}
+	return c.sources
+}
+
 // dialOptions spreads connection i over the source addresses, so one
 // client never runs out of ephemeral ports towards one server address.
 func (c *common) dialOptions(i int) *engine.DialOptions {
-	sources := c.sources
-	if sources == 0 && c.conns > 20000 {
-		sources = c.conns/20000 + 1
-	}
+	sources := c.effectiveSources()
 	if sources <= 0 {
 		return nil
 	}
@@ -173,28 +229,104 @@ func (c *common) dialOptions(i int) *engine.DialOptions {
 	return &engine.DialOptions{NetDial: d.DialContext}
 }
 
-// dialAll opens n connections with at most 64 dials in flight.
-func dialAll(ctx context.Context, cl *engine.Client, c *common, n, offset int, failed *atomic.Uint64) []*engine.Conn {
+// parseMode parses a mode's flags and checks the shared ones; when done,
+// the mode ends with status (0 after -h, 2 for a bad flag).
+func parseMode(fs *flag.FlagSet, c *common, help string, args []string, stdout, stderr io.Writer) (status int, done bool) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: gale %s [flags]\n\n%s\n%s\nflags:\n", fs.Name(), help, benchExit)
+		fs.PrintDefaults()
+	}
+	if status, done := parseFlags(fs, args, false, stdout, stderr); done {
+		return status, true
+	}
+	if msg := c.check(); msg != "" {
+		return flagError(stderr, fs, "%s", msg), true
+	}
+	return 0, false
+}
+
+// maxBenchSize bounds -size: every message is held in memory, -distinct
+// times over.
+const maxBenchSize = 1 << 30
+
+// dialTimeout bounds one dial of the load generator.
+const dialTimeout = 10 * time.Second
+
+// dialAll opens n connections with at most 64 dials in flight. The first
+// is dialled alone: when it fails, dialAll returns its error at once (a
+// server that is not there, or refuses the upgrade), as it does when every
+// dial failed; otherwise failed counts the dials that did, and the slots of
+// conns they leave are nil. The first three errors go to stderr.
+func dialAll(stderr io.Writer, cl *engine.Client, c *common, n, offset int, failed *atomic.Uint64) ([]*engine.Conn, error) {
 	conns := make([]*engine.Conn, n)
+	if n == 0 {
+		return conns, nil
+	}
+	dialOne := func(i int) error {
+		ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+		defer cancel()
+		conn, err := cl.Dial(ctx, c.url, c.dialOptions(offset+i))
+		if err != nil {
+			failed.Add(1)
+			return err
+		}
+		conns[i] = conn
+		return nil
+	}
+	if err := dialOne(0); err != nil {
+		failed.Add(uint64(n - 1)) // none of the others is tried
+		return conns, err
+	}
+	var opened atomic.Int64
+	opened.Store(1)
+	stopProgress := progress(stderr, func() string {
+		return fmt.Sprintf("dialling: %d of %d open, %d failed", opened.Load(), n, failed.Load())
+	})
+	defer stopProgress()
+	var printed atomic.Int32
 	sem := make(chan struct{}, 64)
 	var wg sync.WaitGroup
-	for i := range n {
+	for i := 1; i < n; i++ {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			conn, err := cl.Dial(ctx, c.url, c.dialOptions(offset+i))
-			if err != nil {
-				if failed.Add(1) <= 3 {
-					fmt.Fprintln(os.Stderr, "gale bench: dial:", err)
+			if err := dialOne(i); err != nil {
+				if printed.Add(1) <= 3 {
+					fmt.Fprintln(stderr, "gale bench: dial:", err)
 				}
 				return
 			}
-			conns[i] = conn
+			opened.Add(1)
 		}()
 	}
 	wg.Wait()
-	return conns
+	return conns, nil
+}
+
+// cannotConnect reports that no connection could be opened.
+func cannotConnect(stderr io.Writer, c *common, err error) int {
+	fmt.Fprintf(stderr, "gale bench: cannot connect to %s: %v\n", c.url, err)
+	return 1
+}
+
+// negotiated counts the open connections and those of them that
+// negotiated permessage-deflate; with -compress it warns when the server
+// declined it on some.
+func negotiated(stderr io.Writer, conns []*engine.Conn, asked bool) (open, compressed int) {
+	for _, conn := range conns {
+		if conn == nil {
+			continue
+		}
+		open++
+		if conn.Compression() {
+			compressed++
+		}
+	}
+	if asked && compressed < open {
+		fmt.Fprintf(stderr, "gale bench: warning: -compress: the server declined permessage-deflate on %d of %d connections; their messages go uncompressed\n", open-compressed, open)
+	}
+	return open, compressed
 }
 
 // echoLoad sends messages, verifies the echoes and records latencies. Its
@@ -286,25 +418,42 @@ func (e *echoLoad) OnClose(c *engine.Conn, err error) {
 	}
 }
 
+const echoHelp = `Each connection sends messages and verifies every echo (opcode, payload and
+order); reports msgs/s, MB/s and latency percentiles over the measured window.
+`
+
 func benchEcho(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench echo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var c common
 	c.register(fs, 100, 10*time.Second)
-	size := fs.Int("size", 64, "message size in bytes")
+	sizeFlag := byteSize(64)
+	fs.Var(&sizeFlag, "size", "message `size` (up to 1GiB)")
 	binary := fs.Bool("binary", false, "binary messages (default text)")
-	depth := fs.Int("depth", 1, "messages in flight per connection")
-	warmup := fs.Duration("warmup", time.Second, "unmeasured time before the measurement")
-	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover) and compress every message")
-	distinct := fs.Int("distinct", 8, "distinct messages each connection cycles through")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	depth := fs.Int("depth", 1, "messages in flight per connection (1 to 65536)")
+	warmup := fs.Duration("warmup", time.Second, "unmeasured time before the measurement (0: none)")
+	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover) and compress every message; a warning says when the server declines it")
+	distinct := fs.Int("distinct", 8, "distinct messages each connection cycles through (1 to 1024)")
+	if status, done := parseMode(fs, &c, echoHelp, args, stdout, stderr); done {
+		return status
 	}
-	load := &echoLoad{op: codec.OpText, payloads: benchPayloads(*size, max(*distinct, 1)), depth: max(*depth, 1)}
+	size := int(sizeFlag)
+	switch {
+	case sizeFlag > maxBenchSize:
+		return flagError(stderr, fs, "-size %s: at most 1GiB", &sizeFlag)
+	case *depth < 1 || *depth > 1<<16:
+		return flagError(stderr, fs, "-depth %d: need 1 to 65536", *depth)
+	case *warmup < 0:
+		return flagError(stderr, fs, "-warmup %v is negative", *warmup)
+	case *distinct < 1 || *distinct > 1024:
+		return flagError(stderr, fs, "-distinct %d: need 1 to 1024", *distinct)
+	case int64(size)*int64(*distinct) > maxBenchSize:
+		return flagError(stderr, fs, "-size %s × -distinct %d: the messages would take more than 1GiB", &sizeFlag, *distinct)
+	}
+	load := &echoLoad{op: codec.OpText, payloads: benchPayloads(size, *distinct), depth: *depth}
 	if *binary {
 		load.op = codec.OpBinary
 	}
-	cfg := engine.Config{Loops: c.loops, MaxMessageSize: int64(*size) + 1<<20}
+	cfg := engine.Config{Loops: c.loops, MaxMessageSize: int64(size) + 1<<20}
 	if *compress {
 		cfg.Compression = engine.CompressionConfig{Enabled: true, Threshold: 1}
 	}
@@ -314,19 +463,28 @@ func benchEcho(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var failed atomic.Uint64
-	load.start(dialAll(context.Background(), cl, &c, c.conns, 0, &failed))
+	conns, err := dialAll(stderr, cl, &c, c.conns, 0, &failed)
+	if err != nil {
+		closeClient(cl)
+		return cannotConnect(stderr, &c, err)
+	}
+	_, compressed := negotiated(stderr, conns, *compress)
+	load.start(conns)
 	elapsed, s0, s1 := measure(stderr, &c, *warmup, &load.phase, &load.msgs, "msgs", func() { load.hist.reset() })
 	msgs := load.msgs.Load()
 	closeClient(cl)
 
 	pct := load.hist.percentiles(0.5, 0.9, 0.99)
 	r := benchResult{
-		Mode: "echo", URL: c.url, Conns: c.conns, Size: *size, Depth: load.depth,
+		Mode: "echo", URL: c.url, Conns: c.conns, Size: size, Depth: load.depth,
 		DurationS: elapsed, Msgs: msgs, MsgsPerS: float64(msgs) / elapsed,
-		MBPerS: float64(msgs) * float64(*size) / elapsed / 1e6,
+		MBPerS: float64(msgs) * float64(size) / elapsed / 1e6,
 		P50us:  us(pct[0]), P90us: us(pct[1]), P99us: us(pct[2]), MaxUs: us(time.Duration(load.hist.max.Load())),
 		Errors:   load.errors.Load() + failed.Load(),
 		Compress: *compress, Distinct: len(load.payloads),
+	}
+	if *compress {
+		r.Compression = &compressed
 	}
 	r.window(c.pid, s0, s1, msgs)
 	return report(stdout, stderr, &r, c.json)
@@ -362,19 +520,31 @@ func (closeWaiter) OnClose(c *engine.Conn, _ error) {
 	}
 }
 
+const handshakeHelp = `Workers (-conns of them) open a connection, upgrade it and close it, over and
+over; reports handshakes/s and the latency of an upgrade.
+`
+
 func benchHandshake(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench handshake", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var c common
 	c.register(fs, 64, 5*time.Second)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if status, done := parseMode(fs, &c, handshakeHelp, args, stdout, stderr); done {
+		return status
 	}
 	cl, err := engine.NewClient(closeWaiter{}, engine.Config{Loops: c.loops})
 	if err != nil {
 		fmt.Fprintln(stderr, "gale bench:", err)
 		return 2
 	}
+	// One handshake first: a server that is not there is reported at once.
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	probe, err := cl.Dial(ctx, c.url, c.dialOptions(0))
+	cancel()
+	if err != nil {
+		closeClient(cl)
+		return cannotConnect(stderr, &c, err)
+	}
+	probe.Close(codec.StatusNormalClosure, "")
 	var done, failed atomic.Uint64
 	var hist histogram
 	var stop atomic.Bool
@@ -390,7 +560,9 @@ func benchHandshake(args []string, stdout, stderr io.Writer) int {
 			defer wg.Done()
 			for i := 0; !stop.Load(); i++ {
 				t0 := time.Now()
-				conn, err := cl.Dial(context.Background(), c.url, c.dialOptions(w+i*c.conns))
+				ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+				conn, err := cl.Dial(ctx, c.url, c.dialOptions(w+i*c.conns))
+				cancel()
 				if err != nil {
 					if failed.Add(1) <= 3 {
 						fmt.Fprintln(stderr, "gale bench: dial:", err)
@@ -416,9 +588,7 @@ func benchHandshake(args []string, stdout, stderr io.Writer) int {
 	elapsed := time.Since(start).Seconds()
 	s1 := takeSnapshot(c.pid)
 	stopProgress()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	cl.Close(ctx)
-	cancel()
+	closeClient(cl)
 	pct := hist.percentiles(0.5, 0.9, 0.99)
 	n := done.Load()
 	r := benchResult{
@@ -435,15 +605,27 @@ func benchHandshake(args []string, stdout, stderr io.Writer) int {
 // here is 20,000 per process.
 const perChild = 15000
 
+const idleHelp = `Opens -conns connections (from child processes, 15000 each) and holds them
+for -duration, then checks that each one still echoes. With -pid, reports the
+server's RSS per connection and its CPU use while the connections are idle.
+`
+
 func benchIdle(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench idle", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var c common
 	c.register(fs, 1000, 5*time.Second)
-	settle := fs.Duration("settle", 2*time.Second, "wait after the last connection before reading the server's RSS")
-	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover), to compare idle memory with and without it")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	settle := fs.Duration("settle", 2*time.Second, "wait after the last connection before reading the server's RSS (0: none)")
+	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover), to compare idle memory with and without it; a warning says when the server declines it")
+	if status, done := parseMode(fs, &c, idleHelp, args, stdout, stderr); done {
+		return status
+	}
+	if *settle < 0 {
+		return flagError(stderr, fs, "-settle %v is negative", *settle)
+	}
+	if _, ok := stderr.(*os.File); !ok {
+		// The children's stderr is copied into it by goroutines of
+		// os/exec, while this one writes to it too.
+		stderr = &lockedWriter{w: stderr}
 	}
 	if c.sources == 0 {
 		c.sources = c.conns/10000 + 1
@@ -458,7 +640,7 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gale bench:", err)
 		return 2
 	}
-	var held, failed int
+	var held, failed, compressed int
 	var stdins []io.WriteCloser
 	var outs []*bufio.Reader
 	var cmds []*exec.Cmd
@@ -479,18 +661,39 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		br := bufio.NewReader(out)
 		stdins, outs, cmds = append(stdins, in), append(outs, br), append(cmds, cmd)
 		line, _ := br.ReadString('\n')
-		var h, f int
-		if _, err := fmt.Sscanf(line, "ready %d %d", &h, &f); err != nil {
+		var h, f, z int
+		if _, err := fmt.Sscanf(line, "ready %d %d %d", &h, &f, &z); err != nil {
 			fmt.Fprintf(stderr, "gale bench: child %d: %q\n", i, line)
 			f = n
 		}
-		held, failed = held+h, failed+f
+		held, failed, compressed = held+h, failed+f, compressed+z
+		if held == 0 {
+			break // not one connection: the child said why; spawn no more
+		}
 	}
+	if held == 0 {
+		for _, in := range stdins {
+			in.Close()
+		}
+		for _, cmd := range cmds {
+			cmd.Wait()
+		}
+		fmt.Fprintf(stderr, "gale bench: cannot connect to %s: no connection opened\n", c.url)
+		return 1
+	}
+	if *compress && compressed < held {
+		fmt.Fprintf(stderr, "gale bench: warning: -compress: the server declined permessage-deflate on %d of %d connections\n", held-compressed, held)
+	}
+	holdStart := time.Now()
+	stopProgress := progress(stderr, func() string {
+		return fmt.Sprintf("holding %d connections: %v of %v", held, time.Since(holdStart).Round(time.Second), *settle+c.duration)
+	})
 	time.Sleep(*settle)
 	rss1 := procRSS(c.pid)
 	cpu0 := procCPU(c.pid)
 	time.Sleep(c.duration)
 	cpu1 := procCPU(c.pid)
+	stopProgress()
 	// Every connection must still echo after the idle time.
 	alive := 0
 	for _, in := range stdins {
@@ -510,13 +713,28 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		cmd.Wait()
 	}
 	r := benchResult{Mode: "idle", URL: c.url, Conns: c.conns, Held: held, Alive: alive, DurationS: c.duration.Seconds(),
-		Errors: uint64(failed + held - alive)}
+		Errors: uint64(failed + held - alive), Compress: *compress}
+	if *compress {
+		r.Compression = &compressed
+	}
 	if c.pid > 0 && held > 0 {
 		r.ServerRSSBefore, r.ServerRSSAfter = rss0, rss1
 		r.RSSPerConn = float64(rss1-rss0) * 1024 / float64(held)
 		r.IdleCPUPercent = 100 * (cpu1 - cpu0).Seconds() / c.duration.Seconds()
 	}
 	return report(stdout, stderr, &r, c.json)
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // benchIdleChild holds its share of the idle connections until its input
@@ -542,8 +760,12 @@ func benchIdleChild(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var failed atomic.Uint64
-	conns := dialAll(context.Background(), cl, &c, c.conns, *offset, &failed)
-	fmt.Fprintf(stdout, "ready %d %d\n", c.conns-int(failed.Load()), failed.Load())
+	conns, err := dialAll(stderr, cl, &c, c.conns, *offset, &failed)
+	if err != nil {
+		fmt.Fprintf(stderr, "gale bench: cannot connect to %s: %v\n", c.url, err)
+	}
+	open, compressed := negotiated(io.Discard, conns, false) // the parent warns
+	fmt.Fprintf(stdout, "ready %d %d %d\n", open, failed.Load(), compressed)
 	// Each "check" line: every connection sends a message; answer with how
 	// many echoes came back within 10 s.
 	in := bufio.NewScanner(os.Stdin)
@@ -622,6 +844,9 @@ func writeMarkdown(w io.Writer, r *benchResult) {
 		add("p90 µs", fmt.Sprintf("%.0f", r.P90us))
 		add("p99 µs", fmt.Sprintf("%.0f", r.P99us))
 		add("max µs", fmt.Sprintf("%.0f", r.MaxUs))
+	}
+	if r.Compression != nil {
+		add("compressed conns", strconv.Itoa(*r.Compression))
 	}
 	if r.ServerCPUPerMsg > 0 {
 		add("server CPU µs/op", fmt.Sprintf("%.2f", r.ServerCPUPerMsg))
@@ -748,17 +973,23 @@ func raiseFileLimit() {
 // c.duration phase goes to 2 (the load stops). It returns the window's
 // length in seconds and the snapshots taken at its edges.
 func measure(stderr io.Writer, c *common, warmup time.Duration, phase *atomic.Int32, n *atomic.Uint64, unit string, reset func()) (float64, snapshot, snapshot) {
+	var start atomic.Int64 // of the window, in UnixNano
+	stopProgress := progress(stderr, func() string {
+		t0 := start.Load()
+		if t0 == 0 {
+			return "warming up"
+		}
+		d := time.Since(time.Unix(0, t0))
+		return fmt.Sprintf("%d %s, %.0f/s, %v of %v", n.Load(), unit, float64(n.Load())/d.Seconds(), d.Round(time.Second), c.duration)
+	})
 	time.Sleep(warmup)
 	s0 := takeSnapshot(c.pid)
 	reset()
 	phase.Store(1)
-	start := time.Now()
-	stopProgress := progress(stderr, func() string {
-		return fmt.Sprintf("%d %s, %.0f/s", n.Load(), unit, float64(n.Load())/time.Since(start).Seconds())
-	})
+	start.Store(time.Now().UnixNano())
 	time.Sleep(c.duration)
 	phase.Store(2)
-	elapsed := time.Since(start).Seconds()
+	elapsed := time.Since(time.Unix(0, start.Load())).Seconds()
 	s1 := takeSnapshot(c.pid)
 	stopProgress()
 	return elapsed, s0, s1

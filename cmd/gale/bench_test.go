@@ -114,7 +114,7 @@ func TestBenchEchoCompress(t *testing.T) {
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	r := runBench(t, "echo", "-url", "ws://"+srv.Addr().String()+"/", "-conns", "10", "-size", "1024", "-compress",
 		"-duration", "300ms", "-warmup", "100ms", "-json")
-	if r.Msgs == 0 || r.Errors != 0 || !r.Compress || r.Distinct != 8 {
+	if r.Msgs == 0 || r.Errors != 0 || !r.Compress || r.Distinct != 8 || r.Compression == nil || *r.Compression != 10 {
 		t.Fatalf("%+v", r)
 	}
 }

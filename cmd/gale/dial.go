@@ -21,9 +21,12 @@ const dialHelp = `Each input line is sent as a text message. Lines starting with
   /frames a|b|c        send one text message as several frames (FIN 0, 0, 1)
   /binary HEX          send a binary message
   /ping [text]         send a ping
-  /close [code [why]]  close with a code (default 1000) and reason, then exit
+  /close [code [why]]  close with a code (default 1000) and reason, then exit;
+                       codes 1000-1003, 1007-1014 and 3000-4999 may be sent, and
+                       a reason of up to 123 bytes; others are refused, unsent
   //text               send "/text" as a text message
 At the end of input Gale sends Close 1000 and prints the code and reason it got back.
+When the server closes first, Gale prints its code and reason and exits at once.
 Every received frame is printed as: < OPCODE fin=BOOL len=N PAYLOAD
 Exit status: 0 after a 1000 close, 1 after another close code, 2 on errors.
 `
@@ -32,20 +35,22 @@ Exit status: 0 after a 1000 close, 1 after another close code, 2 on errors.
 // prints frames as they arrive, the other sends what stdin says.
 func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dial", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	origin := fs.String("origin", "", "Origin header to send")
 	protos := fs.String("protocols", "", "comma-separated subprotocols to offer")
 	timeout := fs.Duration("timeout", 10*time.Second, "connect and close-reply timeout")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: gale dial [flags] ws://host:port/path\n\n%s\nflags:\n", dialHelp)
+		fmt.Fprintf(fs.Output(), "usage: gale dial [flags] ws://host:port/path\n\n%s\nflags:\n", dialHelp)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if status, done := parseFlags(fs, args, true, stdout, stderr); done {
+		return status
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return 2
+	}
+	if *timeout <= 0 {
+		return flagError(stderr, fs, "-timeout %v: must be positive", *timeout)
 	}
 	opts := &engine.DialOptions{Origin: *origin, HandshakeTimeout: *timeout}
 	if *protos != "" {
@@ -88,11 +93,50 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}()
 
+	// Input lines come from their own goroutine, so that a Close from the
+	// server ends the session at once, not at the next line.
+	lines := make(chan string)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(lines)
+		in := bufio.NewScanner(stdin)
+		in.Buffer(make([]byte, 64<<10), 16<<20)
+		for in.Scan() {
+			select {
+			case lines <- in.Text():
+			case <-done:
+				return
+			}
+		}
+		if err := in.Err(); err != nil {
+			fmt.Fprintln(stderr, "gale dial: input:", err)
+		}
+	}()
+	finish := func(ce *codec.CloseError) int {
+		printf("closed: %d %q\n", ce.Code, ce.Reason)
+		if ce.Code == codec.StatusNormalClosure {
+			return 0
+		}
+		return 1
+	}
+
 	code, reason := codec.StatusNormalClosure, ""
-	in := bufio.NewScanner(stdin)
-	in.Buffer(make([]byte, 64<<10), 16<<20)
-	for in.Scan() {
-		line := in.Text()
+input:
+	for {
+		var line string
+		select {
+		case ce := <-closed:
+			return finish(ce) // the server closed first; ReadFrame answered it
+		case err := <-readErr:
+			fmt.Fprintln(stderr, "gale dial:", err)
+			return 2
+		case l, ok := <-lines:
+			if !ok {
+				break input
+			}
+			line = l
+		}
 		cmd, rest, _ := strings.Cut(line, " ")
 		var err error
 		switch {
@@ -117,15 +161,17 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		case cmd == "/ping":
 			err = c.Ping([]byte(rest))
 		case cmd == "/close":
-			if rest != "" {
-				num, why, _ := strings.Cut(rest, " ")
-				n, perr := strconv.Atoi(num)
-				if perr != nil {
-					err = fmt.Errorf("bad close code %q", num)
-					break
-				}
-				code, reason = codec.StatusCode(n), why
+			if rest == "" {
+				break input
 			}
+			num, why, _ := strings.Cut(rest, " ")
+			n, perr := parseCloseCode(num, why)
+			if perr != nil {
+				fmt.Fprintf(stderr, "gale dial: %v; nothing sent\n", perr)
+				continue
+			}
+			code, reason = n, why
+			break input
 		case strings.HasPrefix(line, "/"):
 			err = fmt.Errorf("unknown command %q (see gale dial -h)", cmd)
 		default:
@@ -134,11 +180,8 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintln(stderr, "gale dial:", err)
 			if errors.Is(err, engine.ErrClosed) {
-				break
+				break input
 			}
-		}
-		if cmd == "/close" {
-			break
 		}
 	}
 	if err := c.WriteClose(code, reason); err != nil && !errors.Is(err, engine.ErrClosed) {
@@ -147,15 +190,35 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c.SetReadDeadline(time.Now().Add(*timeout))
 	select {
 	case ce := <-closed:
-		printf("closed: %d %q\n", ce.Code, ce.Reason)
-		if ce.Code == codec.StatusNormalClosure {
-			return 0
-		}
-		return 1
+		return finish(ce)
 	case err := <-readErr:
 		fmt.Fprintln(stderr, "gale dial:", err)
 		return 2
 	}
+}
+
+// parseCloseCode parses the code of a /close command and checks it, and the
+// reason, against what RFC 6455 lets an endpoint send: codes 1000–1003,
+// 1007–1014 and 3000–4999 (§7.4), and a reason that fits a control frame
+// with the code (§5.5: 125 bytes).
+func parseCloseCode(num, reason string) (codec.StatusCode, error) {
+	n, err := strconv.ParseUint(num, 10, 64)
+	switch {
+	case err != nil && errors.Is(err, strconv.ErrRange), err == nil && n > 0xFFFF:
+		return 0, fmt.Errorf("%s is not a close code (they are 16-bit: 1000–1003, 1007–1014, 3000–4999)", num)
+	case err != nil:
+		return 0, fmt.Errorf("%q is not a close code (a number: 1000–1003, 1007–1014, 3000–4999)", num)
+	}
+	code := codec.StatusCode(n)
+	switch {
+	case code == 1004 || code == 1005 || code == 1006 || code == 1015:
+		return 0, fmt.Errorf("close code %d is reserved and may not be sent (RFC 6455 §7.4.1); send 1000–1003, 1007–1014 or 3000–4999", n)
+	case !code.IsValid():
+		return 0, fmt.Errorf("close code %d may not be sent (RFC 6455 §7.4): send 1000–1003, 1007–1014 or 3000–4999", n)
+	case len(reason) > codec.MaxCloseReason:
+		return 0, fmt.Errorf("close reason is %d bytes; at most %d fit in a Close frame", len(reason), codec.MaxCloseReason)
+	}
+	return code, nil
 }
 
 // preview renders a frame's payload: text as a quoted string, binary as hex,

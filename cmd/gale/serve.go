@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -45,12 +46,24 @@ func (h *echoHandler) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
 	}
 }
 
+const serveHelp = `Runs an echo server: every text and binary message is sent back with its
+opcode. A plain GET of / returns a test page that exchanges messages with it.
+Sizes are bytes (1048576) or a number with KiB, MiB or GiB (4MiB).
+Exit status: 0 after SIGINT or SIGTERM and a clean shutdown, 1 when the
+server fails, 2 on bad flags.
+`
+
 func serve(args []string, stdout, stderr io.Writer) int {
-	srv, addr, code := newEchoServer(args, stderr)
-	if srv == nil {
+	sf, code := parseServe(args, stdout, stderr)
+	if sf == nil {
 		return code
 	}
-	if err := srv.Start(addr); err != nil {
+	srv, err := sf.server(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "gale serve:", err)
+		return 2
+	}
+	if err := srv.Start(sf.addr); err != nil {
 		fmt.Fprintln(stderr, "gale serve:", err)
 		return 1
 	}
@@ -67,33 +80,97 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// newEchoServer builds the echo server the flags describe, and returns the
-// address to listen on; on a flag error it returns a nil server and the exit
-// status.
-func newEchoServer(args []string, stderr io.Writer) (*engine.Server, string, int) {
+// serveFlags is what gale serve's flags ask for.
+type serveFlags struct {
+	addr    string
+	path    string // "" for any path, else starting with "/"
+	maxEcho int
+	cfg     engine.Config
+}
+
+// Defaults of gale serve's production limits.
+const (
+	servePing         = 30 * time.Second
+	serveIdleTimeout  = 60 * time.Second
+	serveMemoryBudget = 256 << 20
+)
+
+// parseServe parses and checks gale serve's flags; when it returns nil the
+// command ends with the status it returns (0 after -h).
+func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:8080", "listen address: host:port, or unix:///path")
-	path := fs.String("path", "", "accept WebSocket upgrades only on this path (default: any path)")
-	maxMsg := fs.Int64("max-message", 0, "largest message in bytes (0: engine default, 16 MiB); larger ones are closed with 1009")
-	maxEcho := fs.Int("max-echo", 0, "close each connection after this many echoes (0: no limit; the seed's server allows 16)")
+	sf := &serveFlags{}
+	fs.StringVar(&sf.addr, "addr", "127.0.0.1:8080", "listen address: host:port, or unix:///path")
+	path := fs.String("path", "", "accept WebSocket upgrades only on this path; a missing leading / is added (\"ws\" is \"/ws\") (default: any path)")
+	maxMsg := byteSize(0)
+	fs.Var(&maxMsg, "max-message", "largest message, in `bytes` (0: the engine's default, 16MiB); larger ones are closed with 1009")
+	maxOut := byteSize(engine.DefaultMaxOutbound)
+	fs.Var(&maxOut, "max-outbound", "`bytes` buffered per connection for a peer that reads slower than it is sent to; past it the connection is closed")
+	budget := byteSize(serveMemoryBudget)
+	fs.Var(&budget, "memory-budget", "`bytes` held for all connections together in outbound backlogs and message reassembly (0: no budget)")
+	fs.DurationVar(&sf.cfg.PingInterval, "ping", servePing, "ping a connection that has been sent nothing for this long (0: no pings)")
+	fs.DurationVar(&sf.cfg.IdleTimeout, "idle-timeout", serveIdleTimeout, "close a connection from which nothing arrived for this long; longer than -ping (0: never, which needs -ping 0)")
+	fs.IntVar(&sf.maxEcho, "max-echo", 0, "close each connection with 1008 after this many echoes (0: no limit)")
 	origins := fs.String("origins", "", "comma-separated allowed Origin values, \"*\" for any (default: same host)")
-	loops := fs.Int("loops", 0, "event loops (0: one per CPU)")
+	fs.IntVar(&sf.cfg.Loops, "loops", 0, "event loops (0: one per CPU)")
 	compress := fs.Bool("compress", false, "accept permessage-deflate (RFC 7692), without context takeover")
-	if err := fs.Parse(args); err != nil {
-		return nil, "", 2
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: gale serve [flags]\n\n%s\nflags:\n", serveHelp)
+		fs.PrintDefaults()
 	}
-	cfg := engine.Config{
-		Loops:          *loops,
-		MaxMessageSize: *maxMsg,
-		Logger:         slog.New(slog.NewTextHandler(stderr, nil)),
+	if code, done := parseFlags(fs, args, false, stdout, stderr); done {
+		return nil, code
+	}
+	cfg := &sf.cfg
+	switch {
+	case sf.addr == "":
+		return nil, flagError(stderr, fs, "-addr is empty")
+	case cfg.Loops < 0:
+		return nil, flagError(stderr, fs, "-loops %d is negative", cfg.Loops)
+	case sf.maxEcho < 0:
+		return nil, flagError(stderr, fs, "-max-echo %d is negative", sf.maxEcho)
+	case maxOut <= 0:
+		return nil, flagError(stderr, fs, "-max-outbound must be positive (a connection always has a cap)")
+	case int64(maxOut) > math.MaxInt:
+		return nil, flagError(stderr, fs, "-max-outbound %s is too large", &maxOut)
+	case cfg.PingInterval < 0:
+		return nil, flagError(stderr, fs, "-ping %v is negative (0 disables pings)", cfg.PingInterval)
+	case cfg.IdleTimeout < 0:
+		return nil, flagError(stderr, fs, "-idle-timeout %v is negative (0 disables it, with -ping 0)", cfg.IdleTimeout)
+	case cfg.IdleTimeout == 0 && cfg.PingInterval > 0:
+		return nil, flagError(stderr, fs, "-idle-timeout 0 needs -ping 0: with pings on, connections are closed after twice -ping of silence")
+	case cfg.IdleTimeout > 0 && cfg.IdleTimeout <= cfg.PingInterval:
+		return nil, flagError(stderr, fs, "-idle-timeout %v must be longer than -ping %v, or a quiet peer is closed before it is pinged", cfg.IdleTimeout, cfg.PingInterval)
+	}
+	if *path != "" {
+		p := *path
+		if i := strings.IndexFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '?' || r == '#' }); i >= 0 {
+			return nil, flagError(stderr, fs, "-path %q: a path has no spaces, control characters, query (?) or fragment (#)", p)
+		}
+		if !strings.HasPrefix(p, "/") {
+			p = "/" + p
+		}
+		sf.path = p
+	}
+	cfg.MaxMessageSize = int64(maxMsg)
+	cfg.MaxOutbound = int(maxOut)
+	cfg.MemoryBudget = int64(budget)
+	if budget == 0 {
+		cfg.MemoryBudget = -1 // no budget
 	}
 	cfg.Compression.Enabled = *compress
 	if *origins != "" {
 		cfg.AllowedOrigins = strings.Split(*origins, ",")
 	}
-	if *path != "" {
-		want := *path
+	return sf, 0
+}
+
+// server builds the echo server the flags describe.
+func (sf *serveFlags) server(logs io.Writer) (*engine.Server, error) {
+	cfg := sf.cfg
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	if sf.path != "" {
+		want := sf.path
 		cfg.OnUpgrade = func(r *engine.UpgradeRequest) error {
 			if string(r.Path) != want {
 				return &engine.Reject{Status: http.StatusNotFound, Body: "no WebSocket endpoint here\n"}
@@ -101,11 +178,6 @@ func newEchoServer(args []string, stderr io.Writer) (*engine.Server, string, int
 			return nil
 		}
 	}
-	cfg.Fallback = pageHandler(cmp.Or(*path, "/"))
-	srv, err := engine.NewServer(&echoHandler{maxMessages: *maxEcho}, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "gale serve:", err)
-		return nil, "", 2
-	}
-	return srv, *addr, 0
+	cfg.Fallback = pageHandler(cmp.Or(sf.path, "/"))
+	return engine.NewServer(&echoHandler{maxMessages: sf.maxEcho}, cfg)
 }

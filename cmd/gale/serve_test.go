@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/galews/gale/codec"
 	"github.com/galews/gale/engine"
@@ -14,9 +18,13 @@ import (
 
 func startEcho(t *testing.T, args ...string) string {
 	t.Helper()
-	srv, _, code := newEchoServer(args, io.Discard)
-	if srv == nil {
-		t.Fatalf("newEchoServer(%v): exit %d", args, code)
+	sf, code := parseServe(args, io.Discard, io.Discard)
+	if sf == nil {
+		t.Fatalf("parseServe(%v): exit %d", args, code)
+	}
+	srv, err := sf.server(io.Discard)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := srv.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -69,5 +77,146 @@ func TestServePathAndLimits(t *testing.T) {
 	c2.WriteMessage(codec.OpBinary, make([]byte, 2048))
 	if _, _, err := c2.ReadMessage(); codec.CloseStatus(err) != codec.StatusMessageTooBig {
 		t.Fatalf("oversize: %v, want close 1009", err)
+	}
+}
+
+// TestServeFlags: every flag of gale serve is checked before anything
+// starts: bad values exit 2 with a message naming the flag, -h prints the
+// usage (with the production limits and what 0 means) and exits 0.
+func TestServeFlags(t *testing.T) {
+	tests := []struct {
+		args     []string
+		code     int
+		inStdout string
+		inStderr string
+	}{
+		{[]string{"-h"}, 0, "-idle-timeout", ""},
+		{[]string{"-h"}, 0, "0: no pings", ""},
+		{[]string{"-h"}, 0, "0: no budget", ""},
+		{[]string{"-h"}, 0, `"ws" is "/ws"`, ""},
+		{[]string{"-help"}, 0, "usage: gale serve", ""},
+		{[]string{"-max-outbound", "0"}, 2, "", "-max-outbound must be positive"},
+		{[]string{"-max-outbound", "-1"}, 2, "", `"-1" is not a size`},
+		{[]string{"-max-outbound", "4MB"}, 2, "", `"4MB" is not a size`},
+		{[]string{"-memory-budget", "lots"}, 2, "", `invalid value "lots" for flag -memory-budget`},
+		{[]string{"-max-message", "1.5MiB"}, 2, "", "flag -max-message"},
+		{[]string{"-ping", "-1s"}, 2, "", "-ping -1s is negative"},
+		{[]string{"-idle-timeout", "-1s"}, 2, "", "-idle-timeout -1s is negative"},
+		{[]string{"-idle-timeout", "0"}, 2, "", "-idle-timeout 0 needs -ping 0"},
+		{[]string{"-ping", "30s", "-idle-timeout", "30s"}, 2, "", "must be longer than -ping"},
+		{[]string{"-ping", "1m"}, 2, "", "must be longer than -ping"},
+		{[]string{"-loops", "-2"}, 2, "", "-loops -2 is negative"},
+		{[]string{"-max-echo", "-1"}, 2, "", "-max-echo -1 is negative"},
+		{[]string{"-path", "/a b"}, 2, "", "-path"},
+		{[]string{"-path", "/ws?x=1"}, 2, "", "query"},
+		{[]string{"-addr", ""}, 2, "", "-addr is empty"},
+		{[]string{"8080"}, 2, "", `unexpected argument "8080"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			// parseServe, not run: flags that were wrongly accepted must
+			// fail the test, not start a server that waits for a signal.
+			sf, code := parseServe(tt.args, &out, &errb)
+			if sf != nil {
+				t.Fatalf("accepted: %+v", sf)
+			}
+			if code != tt.code || !strings.Contains(out.String(), tt.inStdout) || !strings.Contains(errb.String(), tt.inStderr) {
+				t.Fatalf("exit %d (want %d)\nstdout: %s\nstderr: %s", code, tt.code, out.String(), errb.String())
+			}
+		})
+	}
+}
+
+// TestServeConfig: the production limits reach the engine's Config, with
+// serve's defaults when not given.
+func TestServeConfig(t *testing.T) {
+	tests := []struct {
+		args []string
+		want engine.Config
+	}{
+		{nil, engine.Config{PingInterval: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxOutbound: 4 << 20, MemoryBudget: 256 << 20}},
+		{[]string{"-max-outbound", "1048576", "-memory-budget", "1GiB", "-ping", "5s", "-idle-timeout", "12s", "-max-message", "64KiB"},
+			engine.Config{PingInterval: 5 * time.Second, IdleTimeout: 12 * time.Second, MaxOutbound: 1 << 20, MemoryBudget: 1 << 30, MaxMessageSize: 64 << 10}},
+		{[]string{"-memory-budget", "0", "-ping", "0", "-idle-timeout", "0", "-max-outbound", "64KiB"},
+			engine.Config{MaxOutbound: 64 << 10, MemoryBudget: -1}},
+		{[]string{"-ping", "0", "-idle-timeout", "10s"}, engine.Config{IdleTimeout: 10 * time.Second, MaxOutbound: 4 << 20, MemoryBudget: 256 << 20}},
+	}
+	for _, tt := range tests {
+		sf, code := parseServe(tt.args, io.Discard, io.Discard)
+		if sf == nil {
+			t.Fatalf("%v: exit %d", tt.args, code)
+		}
+		c := sf.cfg
+		got := engine.Config{PingInterval: c.PingInterval, IdleTimeout: c.IdleTimeout, MaxOutbound: c.MaxOutbound, MemoryBudget: c.MemoryBudget, MaxMessageSize: c.MaxMessageSize}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%v:\n got %+v\nwant %+v", tt.args, got, tt.want)
+		}
+	}
+}
+
+// TestServePathNormalised: -path ws serves upgrades on /ws, and the test
+// page points there.
+func TestServePathNormalised(t *testing.T) {
+	for _, p := range []string{"ws", "/ws"} {
+		addr := startEcho(t, "-path", p)
+		c, err := engine.Dial(t.Context(), "ws://"+addr+"/ws", nil)
+		if err != nil {
+			t.Fatalf("-path %s: upgrade on /ws: %v", p, err)
+		}
+		c.Close()
+		if _, err := engine.Dial(t.Context(), "ws://"+addr+"/", nil); err == nil || !strings.Contains(err.Error(), "404") {
+			t.Fatalf("-path %s: upgrade on /: %v, want 404", p, err)
+		}
+		resp, err := http.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), `<meta name="ws-path" content="/ws">`) {
+			t.Fatalf("-path %s: the page does not point at /ws", p)
+		}
+	}
+}
+
+// TestServeIdleTimeout: a peer that sends nothing is closed after
+// -idle-timeout; one that answers the pings stays.
+func TestServeIdleTimeout(t *testing.T) {
+	addr := startEcho(t, "-ping", "0", "-idle-timeout", "300ms")
+	c, err := engine.Dial(t.Context(), "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, _, err = c.ReadMessage()
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a silent peer after %v: %v, want closed", time.Since(start), err)
+	}
+
+	addr = startEcho(t, "-ping", "100ms", "-idle-timeout", "300ms")
+	c2, err := engine.Dial(t.Context(), "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetReadDeadline(time.Now().Add(800 * time.Millisecond))
+	pings := 0
+	for {
+		f, err := c2.ReadFrame() // answers the pings
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("a peer answering pings, after %d pings: %v", pings, err)
+		}
+		if f.Opcode == codec.OpPing {
+			pings++
+		}
+	}
+	if pings < 2 {
+		t.Fatalf("%d pings in 800ms at -ping 100ms", pings)
 	}
 }
