@@ -38,7 +38,7 @@ type childConfig struct {
 	MaxOutbound    int   `json:",omitempty"`
 	OutboundReject bool  `json:",omitempty"`
 	MaxMessageSize int64 `json:",omitempty"`
-	MemoryBudget int64 `json:",omitempty"`
+	MemoryBudget   int64 `json:",omitempty"`
 }
 
 // childStats is what the child's GET /stats answers.
