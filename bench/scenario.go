@@ -24,7 +24,7 @@ const (
 	kindBroadcast
 )
 
-// scenario is one row of MISSION.md's targets.
+// scenario is one row of the project's targets.
 type scenario struct {
 	Name  string
 	Title string
@@ -42,7 +42,7 @@ type scenario struct {
 	Skip []string
 	Note string
 
-	// Target is MISSION.md's bar for Gale, nil when it has none here.
+	// Target is the project's bar for Gale, nil when it has none here.
 	Target *target
 }
 

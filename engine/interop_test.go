@@ -21,7 +21,7 @@ import (
 
 // Interop against third-party clients: the Go libraries in peerKinds
 // (helpers_test.go), Python websockets and node ws (testdata/), and the
-// seed's walk-through (seeds/001) with raw gobwas frames.
+// acceptance walk-through with raw gobwas frames.
 
 func TestInteropEcho(t *testing.T) {
 	sizes := []int{0, 1, 125, 126, 65535, 65536, 1 << 20}
@@ -274,7 +274,7 @@ func command(ctx context.Context, argv []string) *exec.Cmd {
 	return cmd
 }
 
-// seedLines are the three frames of the seed walk-through.
+// seedLines are the three frames of the acceptance walk-through.
 var seedLines = []string{"This is the 1st frame\r\n", "This is the 2nd frame\r\n", "This is the 3rd frame\r\n"}
 
 // seedConfig is the seed's echo server: messages of at most 16 KiB.

@@ -14,7 +14,7 @@ import (
 )
 
 // TestDialSeedWalkthrough drives gale dial through its input, as a pipe
-// would, against the echo server of gale serve: the seed's three frames
+// would, against the echo server of gale serve: the acceptance walk-through's three frames
 // (FIN 0, 0, 1), a ping, and Close 1000 with a reason whose echo is shown.
 func TestDialSeedWalkthrough(t *testing.T) {
 	srv, err := engine.NewServer(&echoHandler{maxMessages: 16}, engine.Config{MaxMessageSize: 16 << 10})

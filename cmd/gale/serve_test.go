@@ -66,7 +66,7 @@ func TestServePathAndLimits(t *testing.T) {
 			t.Fatalf("echo %d: %q %v", i, p, err)
 		}
 	}
-	// The seed's server stops after its limit of echoes.
+	// The acceptance walk-through's server stops after its limit of echoes.
 	if _, _, err := c.ReadMessage(); codec.CloseStatus(err) != codec.StatusPolicyViolation {
 		t.Fatalf("after the echo limit: %v, want close 1008", err)
 	}
