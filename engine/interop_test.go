@@ -277,10 +277,10 @@ func command(ctx context.Context, argv []string) *exec.Cmd {
 // seedLines are the three frames of the acceptance walk-through.
 var seedLines = []string{"This is the 1st frame\r\n", "This is the 2nd frame\r\n", "This is the 3rd frame\r\n"}
 
-// seedConfig is the seed's echo server: messages of at most 16 KiB.
+// seedConfig is the acceptance walk-through's echo server: messages of at most 16 KiB.
 var seedConfig = Config{Loops: 1, MaxMessageSize: 16 << 10}
 
-// TestSeedWalkthrough is seeds/001 against Gale with gobwas frames: one text
+// TestSeedWalkthrough is the acceptance walk-through against Gale with gobwas frames: one text
 // message as three frames (FIN 0, 0, 1) with a ping between the first two,
 // frames read until FIN, then Close 1000 with a reason.
 func TestSeedWalkthrough(t *testing.T) {
@@ -333,7 +333,7 @@ func TestSeedWalkthrough(t *testing.T) {
 	}
 }
 
-// TestSeedMessageTooBig: the seed's server caps messages at 16 KiB; a
+// TestSeedMessageTooBig: the walk-through's server caps messages at 16 KiB; a
 // bigger message, whole or in fragments, is answered with Close 1009.
 func TestSeedMessageTooBig(t *testing.T) {
 	cases := []struct {

@@ -22,7 +22,7 @@ import (
 
 var (
 	soakDuration = flag.Duration("soak", 0, "TestSoak: traffic for this long (e.g. 10m; give go test a -timeout a few minutes longer); 0 runs the short CI version")
-	soakSeed     = flag.Uint64("soakseed", 0, "TestSoak: random seed (0: from the clock; the seed is logged)")
+	soakSeed     = flag.Uint64("soakseed", 0, "TestSoak: random seed (0: from the clock; it is logged)")
 	soakConns    = flag.Int("soakconns", 200, "TestSoak: connections echoing for the whole run")
 )
 
