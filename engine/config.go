@@ -113,8 +113,11 @@ type Config struct {
 	// Default 1024.
 	WorkerQueue int
 
-	// Logger receives handler panics and other events worth a line.
-	// Default slog.Default().
+	// Logger receives handler panics and other events worth a line,
+	// among them accepting pausing at the descriptor limit (one warning per
+	// episode, not per failed accept: the server backs off from 5 ms to
+	// 1 s, keeps every open connection and resumes as descriptors free
+	// up). Default slog.Default().
 	Logger *slog.Logger
 }
 

@@ -39,6 +39,9 @@ var (
 	// ErrClientTLS: gnet has no TLS, so the event-loop client dials ws://
 	// only; use Dial for wss://.
 	ErrClientTLS = errors.New("gale: the event-loop client does not do TLS (wss://); use Dial")
+	// ErrBadAddress is returned by Start for a listen address that is not
+	// host:port, tcp://host:port (tcp4://, tcp6://) or unix:///path.
+	ErrBadAddress = errors.New("gale: listen address must be host:port, tcp://host:port or unix:///path")
 	// ErrControlTooLong is returned by Ping and Close with a payload over 125 bytes.
 	ErrControlTooLong = errors.New("gale: control frame payload over 125 bytes")
 )

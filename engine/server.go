@@ -3,14 +3,13 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 )
 
 // Server is a WebSocket server running on gnet event loops.
@@ -26,7 +25,7 @@ type Server struct {
 	mu    sync.Mutex
 	loops []*loop
 
-	eng      gnet.Engine
+	acc      atomic.Pointer[acceptor] // nil for the event-loop client
 	addr     net.Addr
 	started  atomic.Bool
 	stopping atomic.Bool
@@ -36,7 +35,7 @@ type Server struct {
 	stopTick chan struct{}
 	base     time.Time // tick 0 of every loop's wheel
 	workers  *workerPool
-	halt     func() // stops gnet: the server engine or the client
+	halt     func() // stops the gnet loops
 
 	mem               memBudget // limits.go
 	pauseAt, resumeAt int       // read backpressure's high- and low-water marks
@@ -83,46 +82,54 @@ func (s *Server) ListenAndServe(addr string) error {
 
 // Start listens on addr (as in ListenAndServe) and serves in the
 // background; it returns once the server accepts connections.
+//
+// When the process runs out of file descriptors (or the kernel of socket
+// memory), accepting pauses, backing off from 5 ms to 1 s, and resumes
+// when connections close: open connections are kept, new ones wait in the
+// listen backlog, and the episode is logged once (Stats.AcceptErrors
+// counts the failed accepts).
 func (s *Server) Start(addr string) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("gale: server already started")
 	}
-	if !strings.Contains(addr, "://") {
-		addr = "tcp://" + addr
+	ln, err := listen(addr)
+	if err != nil {
+		return err
 	}
-	opts := []gnet.Option{
+	gcli, err := gnet.NewClient(&events{s: s},
 		gnet.WithMulticore(s.cfg.Loops > 1),
 		gnet.WithNumEventLoop(s.cfg.Loops),
 		gnet.WithReadBufferCap(s.cfg.ReadBufferCap),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithReuseAddr(true),
 		gnet.WithLogger(gnetLogger{s.cfg.Logger}),
+	)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("gale: %w", err)
 	}
 	if s.cfg.Workers > 0 {
 		s.workers = newWorkerPool(s, s.cfg.Workers)
 	}
+	// Set before the loops boot: Shutdown and Addr read them once booted.
+	acc := newAcceptor(s, ln, gcli)
+	s.acc.Store(acc)
+	s.addr = ln.Addr()
 	s.halt = func() {
-		// gnet's Stop polls every 500 ms; Run returns as soon as the loops
-		// are down, so wait for that instead.
-		go s.eng.Stop(context.Background())
-		<-s.done
-	}
-	go func() {
-		err := gnet.Run(&events{s: s}, addr, opts...)
+		err := gcli.Stop()
 		if err != nil && !errors.Is(err, context.Canceled) {
 			s.serveErr = err
 		}
 		close(s.done)
-	}()
-	select {
-	case <-s.booted:
-		return nil
-	case <-s.done:
-		if s.serveErr == nil {
-			return errors.New("gale: server stopped during start")
-		}
-		return s.serveErr
 	}
+	if err := gcli.Start(); err != nil {
+		close(acc.done)
+		ln.Close()
+		s.serveErr = err
+		close(s.done)
+		return fmt.Errorf("gale: %w", err)
+	}
+	go acc.run()
+	return nil
 }
 
 // Addr returns the address the server listens on (with the actual port when
@@ -147,6 +154,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-s.done:
 		close(s.stopTick)
 		return nil
+	}
+	if acc := s.acc.Load(); acc != nil {
+		acc.stop() // the listener first: nothing new arrives during the drain
 	}
 	for _, l := range s.loopList() {
 		l.el.Execute(context.Background(), closer{l})
@@ -235,30 +245,10 @@ type events struct {
 	s *Server
 }
 
-func (e *events) OnBoot(eng gnet.Engine) gnet.Action {
-	s := e.s
-	s.eng = eng
-	if fd, err := eng.Dup(); err == nil {
-		if sa, err := unix.Getsockname(fd); err == nil {
-			s.addr = sockaddrToAddr(sa)
-		}
-		unix.Close(fd)
-	}
-	go s.runTicker()
-	close(s.booted)
+func (e *events) OnBoot(gnet.Engine) gnet.Action {
+	go e.s.runTicker()
+	close(e.s.booted)
 	return gnet.None
-}
-
-func sockaddrToAddr(sa unix.Sockaddr) net.Addr {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}
-	case *unix.SockaddrInet6:
-		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}
-	case *unix.SockaddrUnix:
-		return &net.UnixAddr{Name: sa.Name, Net: "unix"}
-	}
-	return nil
 }
 
 func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {

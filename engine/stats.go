@@ -26,6 +26,16 @@ type Stats struct {
 	// received or sent (codec.StatusCode), or 1006 when the transport
 	// dropped without a close handshake.
 	Closes map[codec.StatusCode]uint64
+
+	// AcceptErrors counts failed accepts, each followed by a backoff (5 ms
+	// doubling to 1 s): mostly the descriptor limit (EMFILE, ENFILE) or
+	// socket memory (ENOBUFS, ENOMEM), during which new connections wait in
+	// the listen backlog and open ones are unaffected.
+	AcceptErrors uint64
+	// AcceptShed counts connections accepted but closed at once because
+	// they could not be handed to a loop (a descriptor taken by another
+	// part of the process in the meantime).
+	AcceptShed uint64
 }
 
 // closeCodes are the codes counted individually; others count as 0.
@@ -62,6 +72,10 @@ func (s *loopStats) countClose(code codec.StatusCode) {
 // Stats returns the server's counters summed over its loops.
 func (s *Server) Stats() Stats {
 	st := Stats{Closes: map[codec.StatusCode]uint64{}, MemoryHeld: s.mem.used.Load()}
+	if acc := s.acc.Load(); acc != nil {
+		st.AcceptErrors = acc.failures.Load()
+		st.AcceptShed = acc.shed.Load()
+	}
 	for _, l := range s.loopList() {
 		st.Open += l.stats.open.Load()
 		st.Paused += l.stats.paused.Load()
