@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -66,6 +67,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if err := srv.Start(sf.addr); err != nil {
 		fmt.Fprintln(stderr, "gale serve:", err)
 		return 1
+	}
+	if b := sf.cfg.MemoryBudget; b > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// The budget bounds what the engine holds; this keeps the collector
+		// from letting garbage double the heap on top of it. GOMEMLIMIT,
+		// when set, is the operator's choice.
+		debug.SetMemoryLimit(b + 64<<20)
 	}
 	fmt.Fprintf(stdout, "gale: echo server listening on %s\n", srv.Addr())
 	sig := make(chan os.Signal, 1)
