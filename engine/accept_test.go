@@ -98,7 +98,7 @@ func TestAcceptDescriptorLimit(t *testing.T) {
 
 	// Free a few descriptors: the extras are served.
 	for _, c := range held[:extras+2] {
-		c.Close()
+		c.CloseNow()
 	}
 	held = held[extras+2:]
 	for i := range extras {
@@ -220,7 +220,7 @@ func (s *fdServer) settledFDs(t testing.TB) int {
 	if err := echoOnce(c, "warm-up"); err != nil {
 		t.Fatal(err)
 	}
-	c.Close()
+	c.CloseNow()
 	deadline := time.Now().Add(fdWait)
 	for s.stats(t).open != 0 {
 		if time.Now().After(deadline) {
@@ -338,6 +338,6 @@ func echoOnce(c *ClientConn, msg string) error {
 
 func closeAll(cs []*ClientConn) {
 	for _, c := range cs {
-		c.Close()
+		c.CloseNow()
 	}
 }

@@ -202,7 +202,7 @@ func TestOnUpgrade(t *testing.T) {
 			}
 			r.Subprotocol = "chat.v2"
 			r.ResponseHeader = http.Header{"X-Gale": {"yes"}}
-			r.Context = "ctx:" + string(r.Query)
+			r.UserData = "ctx:" + string(r.Query)
 			return nil
 		},
 	})

@@ -118,14 +118,14 @@ func TestServerClose(t *testing.T) {
 func TestCloseInOnOpen(t *testing.T) {
 	tr := newTracker(t)
 	tr.open = func(c *Conn) {
-		if c.Context() == nil { // all but the bystander
+		if c.UserData() == nil { // all but the bystander
 			c.Close(4002, "go away")
 		}
 	}
 	srv := startServer(t, tr, Config{Loops: 1, Logger: discardLogger(),
 		OnUpgrade: func(r *UpgradeRequest) error {
 			if r.Request.Header("X-Bystander") != nil {
-				r.Context = "spare me"
+				r.UserData = "spare me"
 			}
 			return nil
 		}})

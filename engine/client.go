@@ -21,10 +21,18 @@ type Client struct {
 	gcli *gnet.Client
 }
 
-// NewClient starts an event-loop client that calls h. cfg is the server's
-// Config; the fields about upgrades from others (origins, fallback, hook,
-// subprotocol choice) do not apply.
+// NewClient starts an event-loop client that calls h, configured by cfg
+// (whose zero value works). The Config is the server's: the fields about
+// the connection (limits, timeouts, pings, compression, workers, logger)
+// apply to every connection the client dials, with MaxHeaderBytes capping
+// the server's response head; the fields about answering upgrades
+// (Subprotocols, AllowedOrigins, CheckOrigin, OnUpgrade, KeepRequest,
+// KeepHeaders, Fallback) do not, and setting one is an error rather than
+// a silent no-op. Offer subprotocols per dial in DialOptions.
 func NewClient(h Handler, cfg Config) (*Client, error) {
+	if f := cfg.serverOnly(); f != "" {
+		return nil, fmt.Errorf("gale: invalid client Config: %s is about answering upgrades and does not apply to a client", f)
+	}
 	s, err := NewServer(h, cfg)
 	if err != nil {
 		return nil, err
@@ -47,7 +55,9 @@ func NewClient(h Handler, cfg Config) (*Client, error) {
 	if err := gcli.Start(); err != nil {
 		return nil, fmt.Errorf("gale: client: %w", err)
 	}
-	return &Client{s: s, gcli: gcli}, nil
+	cl := &Client{s: s, gcli: gcli}
+	s.client = cl
+	return cl, nil
 }
 
 // dialing is a dial in progress: the request sent and where to report.
@@ -67,9 +77,28 @@ type dialResult struct {
 // a *codec.HandshakeError sentinel in its chain), or ctx is done. opts may
 // be nil; its NetDial can bind a local address (many source addresses let a
 // load generator open more connections than one has ports).
+//
+// Of opts, the fields for each dial apply as they do to Dial; the limits
+// are the Client's Config's for all its connections, so a non-zero
+// MaxMessageSize, MaxHeaderBytes or CloseTimeout that differs from it
+// fails with ErrDialOption.
 func (cl *Client) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, error) {
 	if opts == nil {
 		opts = &DialOptions{}
+	}
+	cfg := &cl.s.cfg
+	switch {
+	case opts.MaxMessageSize != 0 && opts.MaxMessageSize != cfg.MaxMessageSize:
+		return nil, fmt.Errorf("%w: MaxMessageSize %d (the Client's Config has %d)", ErrDialOption, opts.MaxMessageSize, cfg.MaxMessageSize)
+	case opts.MaxHeaderBytes != 0 && opts.MaxHeaderBytes != cfg.MaxHeaderBytes:
+		return nil, fmt.Errorf("%w: MaxHeaderBytes %d (the Client's Config has %d)", ErrDialOption, opts.MaxHeaderBytes, cfg.MaxHeaderBytes)
+	case opts.CloseTimeout != 0 && opts.CloseTimeout != cfg.CloseTimeout:
+		return nil, fmt.Errorf("%w: CloseTimeout %v (the Client's Config has %v)", ErrDialOption, opts.CloseTimeout, cfg.CloseTimeout)
+	}
+	if opts.HandshakeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.HandshakeTimeout)
+		defer cancel()
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -138,7 +167,7 @@ func (s *Server) openClient(gc gnet.Conn, d *dialing) ([]byte, gnet.Action) {
 		d.done <- dialResult{err: ErrServerClosed}
 		return nil, gnet.Close
 	}
-	c := &Conn{gc: gc, loop: l, client: true, raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
+	c := &Conn{gc: gc, loop: l, client: true, laddr: gc.LocalAddr(), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
 	c.hs.dial = d
 	gc.SetContext(c)
 	s.register(l, c)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/galews/gale/codec"
@@ -90,10 +91,19 @@ type Config struct {
 	// CheckOrigin, when set, decides the origin policy instead.
 	CheckOrigin func(r *UpgradeRequest) bool
 	// OnUpgrade, when set, sees each valid upgrade request before the 101 is
-	// sent. It may set r.Subprotocol, r.ResponseHeader and r.Context, and refuse the
+	// sent. It may set r.Subprotocol, r.ResponseHeader and r.UserData, and refuse the
 	// upgrade by returning an error: a *Reject chooses the status, headers
 	// and body; any other error answers 403. It runs on the event loop.
 	OnUpgrade func(r *UpgradeRequest) error
+	// KeepRequest keeps the upgrade request's path and query on each
+	// connection (Conn.Request), with the header fields named in
+	// KeepHeaders, for handlers that route or authorise by them after the
+	// upgrade. Off by default: what is kept costs every connection memory
+	// for as long as it lives (the strings and a RequestInfo, about 100
+	// bytes for a short path). Listing KeepHeaders implies KeepRequest.
+	KeepRequest bool
+	KeepHeaders []string
+
 	// Fallback, when set, answers plain HTTP requests (no upgrade), e.g. a
 	// health check or a test page; otherwise they get 426 Upgrade Required.
 	// It runs on the event loop; the request body is not read, and the
@@ -215,6 +225,13 @@ func (c Config) withDefaults() (Config, error) {
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("gale: invalid Config: %w", err)
 	}
+	if len(c.KeepHeaders) > 0 {
+		c.KeepRequest = true
+		c.KeepHeaders = slices.Clone(c.KeepHeaders)
+		for i, h := range c.KeepHeaders {
+			c.KeepHeaders[i] = http.CanonicalHeaderKey(h)
+		}
+	}
 	c.Loops = cmp.Or(c.Loops, runtime.GOMAXPROCS(0))
 	c.ReadBufferCap = cmp.Or(c.ReadBufferCap, DefaultReadBufferCap)
 	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, codec.DefaultMaxHeaderBytes)
@@ -232,6 +249,25 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.Default()
 	}
 	return c, nil
+}
+
+// serverOnly names the first field set that only a server uses, or "".
+func (c *Config) serverOnly() string {
+	switch {
+	case len(c.Subprotocols) > 0:
+		return "Subprotocols"
+	case len(c.AllowedOrigins) > 0:
+		return "AllowedOrigins"
+	case c.CheckOrigin != nil:
+		return "CheckOrigin"
+	case c.OnUpgrade != nil:
+		return "OnUpgrade"
+	case c.KeepRequest || len(c.KeepHeaders) > 0:
+		return "KeepRequest"
+	case c.Fallback != nil:
+		return "Fallback"
+	}
+	return ""
 }
 
 // tick returns the timing wheel's resolution: fine enough for the shortest

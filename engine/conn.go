@@ -56,8 +56,10 @@ type Conn struct {
 	watched  bool             // on the loop's watch list (limits.go)
 	held     uint32           // gnet's buffered bytes as last counted in the memory budget (limits.go)
 
-	raddr net.Addr
-	ctx   any
+	laddr, raddr net.Addr
+	// The application's value (UserData), boxed so that any goroutine may
+	// set and read it without a lock; nil until one is set.
+	ud atomic.Pointer[any]
 	// What most connections never need. Atomic because Subprotocol reads
 	// it from any goroutine while the loop may create it later.
 	ext atomic.Pointer[connExtra]
@@ -69,12 +71,15 @@ type Conn struct {
 }
 
 // connExtra holds the rarely used parts of a connection, allocated when one
-// is needed. Written by the loop only, before the connection is handed to
-// anyone who reads them.
+// is needed. Written by the loop only; subprotocol and req before the
+// connection is handed to anyone who reads them, the rest read by the loop
+// only.
 type connExtra struct {
 	subprotocol string
-	closeErr    error      // why the connection is closing, for OnClose
-	work        *workQueue // with Config.Workers: events waiting for a worker
+	req         *RequestInfo   // with Config.KeepRequest
+	closeErr    error          // why the connection is closing, for OnClose
+	work        *workQueue     // with Config.Workers: events waiting for a worker
+	win         deflateWindows // with permessage-deflate's context takeover
 }
 
 // extra returns c's connExtra, creating it. Loop only.
@@ -129,6 +134,37 @@ type closeRequest struct {
 // RemoteAddr returns the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 
+// LocalAddr returns the connection's local address.
+func (c *Conn) LocalAddr() net.Addr { return c.laddr }
+
+// Server returns the server the connection belongs to, or nil for a
+// connection of the event-loop Client.
+func (c *Conn) Server() *Server {
+	if c.client {
+		return nil
+	}
+	return c.loop.srv
+}
+
+// Client returns the event-loop Client that dialled the connection, or nil
+// for a server's connection.
+func (c *Conn) Client() *Client {
+	if !c.client {
+		return nil
+	}
+	return c.loop.srv.client
+}
+
+// Request returns what was kept of the upgrade request under
+// Config.KeepRequest, or nil: nothing is kept unless asked, so that idle
+// connections cost no more than they need.
+func (c *Conn) Request() *RequestInfo {
+	if x := c.ext.Load(); x != nil {
+		return x.req // written before the connection opened, never after
+	}
+	return nil
+}
+
 // Subprotocol returns the negotiated subprotocol, or "".
 func (c *Conn) Subprotocol() string {
 	if x := c.ext.Load(); x != nil {
@@ -137,13 +173,26 @@ func (c *Conn) Subprotocol() string {
 	return ""
 }
 
-// Context returns the value attached by Config.OnUpgrade or SetContext.
-// Like SetContext, it is meant for the connection's callbacks; from other
-// goroutines, synchronise yourself.
-func (c *Conn) Context() any { return c.ctx }
+// UserData returns the application's value for the connection: the one
+// set by Config.OnUpgrade (UpgradeRequest.UserData) or SetUserData, or nil.
+// Like every Conn method it may be called from any goroutine.
+func (c *Conn) UserData() any {
+	if p := c.ud.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
-// SetContext attaches a value to the connection.
-func (c *Conn) SetContext(v any) { c.ctx = v }
+// SetUserData attaches v to the connection, replacing any earlier value;
+// safe from any goroutine. Setting a non-nil value costs one small
+// allocation (the box that lets it be swapped atomically).
+func (c *Conn) SetUserData(v any) {
+	if v == nil {
+		c.ud.Store(nil)
+		return
+	}
+	c.ud.Store(&v)
+}
 
 // checkState is the codec's view of where the read side stands.
 func (c *Conn) checkState() codec.State {

@@ -40,8 +40,13 @@ type deflateState struct {
 	rxReset    bool  // the peer does, so received messages need no window
 	rxBits     uint8 // the peer's window bits: how much of rx it may refer to
 	txBits     uint8 // our window bits: how far back what we send may refer
-	// The windows kept with context takeover, from package pool: the tail
-	// of what we compressed and sent, and of what we inflated.
+}
+
+// deflateWindows are the windows kept with context takeover, from package
+// pool: the tail of what we compressed and sent, and of what we inflated.
+// They live in connExtra: most connections never keep one, and an idle
+// server holds one Conn per connection.
+type deflateWindows struct {
 	tx, rx *[]byte
 }
 
@@ -77,9 +82,11 @@ func windowBits(n, limit int) uint8 {
 
 // releaseDeflate gives the windows back when the connection closes.
 func (c *Conn) releaseDeflate() {
-	pool.Put(c.dfl.tx)
-	pool.Put(c.dfl.rx)
-	c.dfl.tx, c.dfl.rx = nil, nil
+	if x := c.ext.Load(); x != nil {
+		pool.Put(x.win.tx)
+		pool.Put(x.win.rx)
+		x.win = deflateWindows{}
+	}
 }
 
 // dropTx forgets the send window after a message went out that was not
@@ -87,8 +94,8 @@ func (c *Conn) releaseDeflate() {
 // window we compress against must always be a suffix of what the peer has
 // inflated, and the empty window is.
 func (c *Conn) dropTx() {
-	if c.dfl.tx != nil {
-		*c.dfl.tx = (*c.dfl.tx)[:0]
+	if x := c.ext.Load(); x != nil && x.win.tx != nil {
+		*x.win.tx = (*x.win.tx)[:0]
 	}
 }
 
@@ -155,8 +162,8 @@ func (c *Conn) inflate() (*[]byte, error) {
 	c.appendMsg(deflateTail)
 	in := *c.msg
 	var dict []byte
-	if !c.dfl.rxReset && c.dfl.rx != nil {
-		dict = *c.dfl.rx
+	if x := c.ext.Load(); !c.dfl.rxReset && x != nil && x.win.rx != nil {
+		dict = *x.win.rx
 	}
 	src := &l.z.src
 	src.Reset(in)
@@ -199,7 +206,8 @@ func (c *Conn) inflate() (*[]byte, error) {
 		return nil, err
 	}
 	if !c.dfl.rxReset {
-		c.dfl.rx = pushWindow(c.dfl.rx, *out, 1<<c.dfl.rxBits)
+		x := c.extra()
+		x.win.rx = pushWindow(x.win.rx, *out, 1<<c.dfl.rxBits)
 	}
 	return out, nil
 }
@@ -231,8 +239,8 @@ func pushWindow(w *[]byte, p []byte, size int) *[]byte {
 // not make p smaller (it is then sent plain). Loop only.
 func (c *Conn) deflateLoop(p []byte) (z []byte, ok bool) {
 	var dict []byte
-	if !c.dfl.txReset && c.dfl.tx != nil {
-		dict = *c.dfl.tx
+	if x := c.ext.Load(); !c.dfl.txReset && x != nil && x.win.tx != nil {
+		dict = *x.win.tx
 	}
 	return c.loop.z.out.deflate(p, c.loop.srv.cfg.Compression.Level, c.dfl.txBits, dict)
 }

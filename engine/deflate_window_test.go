@@ -143,8 +143,8 @@ func (e *windowEcho) OnOpen(c *Conn) { offer(e.opens, c) }
 func (e *windowEcho) OnMessage(c *Conn, op codec.Opcode, p []byte) {
 	c.WriteMessage(op, p)
 	n := 0
-	if c.dfl.tx != nil {
-		n = len(*c.dfl.tx)
+	if x := c.ext.Load(); x != nil && x.win.tx != nil {
+		n = len(*x.win.tx)
 	}
 	e.kept <- n
 }

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,7 +18,14 @@ import (
 	"github.com/galews/gale/codec"
 )
 
-// DialOptions configures Dial. The zero value (or nil) works.
+// DialOptions configures a dial: Dial's (the blocking client) and
+// Client.Dial's. The zero value (or nil) works.
+//
+// The first group applies to each dial of either client. The limits in the
+// second group are the blocking client's own; an event-loop Client takes
+// them from its Config for all its connections, so Client.Dial refuses
+// (ErrDialOption) a value there that differs from its Config's rather than
+// ignore it.
 type DialOptions struct {
 	Header       http.Header // extra request header fields
 	Origin       string      // sent as Origin when not empty
@@ -28,14 +34,19 @@ type DialOptions struct {
 	// HandshakeTimeout bounds connecting (TCP, TLS) and the upgrade when
 	// ctx has no earlier deadline. Default 10 s.
 	HandshakeTimeout time.Duration
+	// TLSConfig is used for wss:// URLs; ServerName defaults to the URL's
+	// host. (The event-loop client does not do TLS: ErrClientTLS.)
+	TLSConfig *tls.Config
+	// NetDial, when set, opens the TCP connection instead of net.Dialer,
+	// e.g. to bind a local address.
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+
 	// MaxMessageSize caps received messages (1009 past it). Default 16 MiB.
 	MaxMessageSize int64
 	// MaxHeaderBytes caps the server's response head. Default 8 KiB.
 	MaxHeaderBytes int
-	// TLSConfig is used for wss:// URLs; ServerName defaults to the URL's host.
-	TLSConfig *tls.Config
-	// NetDial, when set, opens the TCP connection instead of net.Dialer.
-	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// CloseTimeout bounds Close's wait for the server's answer. Default 5 s.
+	CloseTimeout time.Duration
 }
 
 // ClientConn is a blocking WebSocket client connection over a net.Conn, for
@@ -43,10 +54,11 @@ type DialOptions struct {
 // connections). One goroutine may read while others write: writes are
 // serialised; reads must come from one goroutine at a time.
 type ClientConn struct {
-	conn        net.Conn
-	br          *bufio.Reader
-	maxMsg      int64
-	subprotocol string
+	conn         net.Conn
+	br           *bufio.Reader
+	maxMsg       int64
+	closeTimeout time.Duration
+	subprotocol  string
 
 	// Read side, owned by the reading goroutine.
 	rbuf    []byte // the current frame's payload
@@ -56,9 +68,10 @@ type ClientConn struct {
 	utf8    codec.UTF8Validator
 	readErr error // sticky: once reading failed, it keeps failing the same way
 
-	wmu       sync.Mutex
-	wbuf      []byte
-	closeSent bool
+	wmu        sync.Mutex
+	wbuf       []byte
+	closeSent  bool
+	closeTimer *time.Timer // drops the connection if the answer to our Close never comes
 }
 
 // Frame is one frame as ReadFrame returns it. Payload is valid until the
@@ -188,8 +201,9 @@ func handshakeClient(ctx context.Context, conn net.Conn, u *url.URL, opts *DialO
 
 func newClientConn(conn net.Conn, early []byte, opts *DialOptions) *ClientConn {
 	c := &ClientConn{
-		conn:   conn,
-		maxMsg: cmp.Or(opts.MaxMessageSize, DefaultMaxMessageSize),
+		conn:         conn,
+		maxMsg:       cmp.Or(opts.MaxMessageSize, DefaultMaxMessageSize),
+		closeTimeout: cmp.Or(opts.CloseTimeout, DefaultCloseTimeout),
 	}
 	var r io.Reader = conn
 	if len(early) > 0 {
@@ -203,7 +217,13 @@ func newClientConn(conn net.Conn, early []byte, opts *DialOptions) *ClientConn {
 // Subprotocol returns the subprotocol the server chose, or "".
 func (c *ClientConn) Subprotocol() string { return c.subprotocol }
 
-// NetConn returns the underlying connection (for deadlines and addresses).
+// LocalAddr returns the connection's local address.
+func (c *ClientConn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
+
+// RemoteAddr returns the server's address.
+func (c *ClientConn) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
+
+// NetConn returns the underlying connection (TCP, or TLS for wss://).
 func (c *ClientConn) NetConn() net.Conn { return c.conn }
 
 // SetReadDeadline sets the deadline for reads; a read past it fails with an
@@ -221,6 +241,12 @@ func (c *ClientConn) WriteMessage(op codec.Opcode, p []byte) error {
 	return c.writeFrame(op, true, p)
 }
 
+// WriteText sends p as a text message. p must be valid UTF-8.
+func (c *ClientConn) WriteText(p []byte) error { return c.writeFrame(codec.OpText, true, p) }
+
+// WriteBinary sends p as a binary message.
+func (c *ClientConn) WriteBinary(p []byte) error { return c.writeFrame(codec.OpBinary, true, p) }
+
 // WriteFrame sends one frame of a message: the first with OpText or
 // OpBinary, then OpContinuation, the last with fin set.
 func (c *ClientConn) WriteFrame(op codec.Opcode, p []byte, fin bool) error {
@@ -230,7 +256,7 @@ func (c *ClientConn) WriteFrame(op codec.Opcode, p []byte, fin bool) error {
 	return c.writeFrame(op, fin, p)
 }
 
-// Ping sends a ping (payload at most 125 bytes).
+// Ping sends a ping with payload p (at most 125 bytes).
 func (c *ClientConn) Ping(p []byte) error {
 	if len(p) > codec.MaxControlPayload {
 		return ErrControlTooLong
@@ -238,40 +264,53 @@ func (c *ClientConn) Ping(p []byte) error {
 	return c.writeFrame(codec.OpPing, true, p)
 }
 
-// WriteClose sends a Close frame with code and reason, starting the closing
-// handshake; the peer's answer comes back from the next read as a
-// *codec.CloseError. Writes after it fail with ErrClosed.
-func (c *ClientConn) WriteClose(code codec.StatusCode, reason string) error {
+// Pong sends an unsolicited pong (RFC 6455 §5.5.3: a heartbeat).
+func (c *ClientConn) Pong(p []byte) error {
+	if len(p) > codec.MaxControlPayload {
+		return ErrControlTooLong
+	}
+	return c.writeFrame(codec.OpPong, true, p)
+}
+
+// Close starts the closing handshake, as Conn.Close does: it sends a Close
+// frame with code and reason (cut to 123 bytes) and returns. The server's
+// answer comes back from the next read as a *codec.CloseError, and the
+// connection is closed then, or after DialOptions.CloseTimeout if the
+// answer does not come (or nothing reads it). So a program that is done
+// calls Close and reads until that error:
+//
+//	c.Close(codec.StatusNormalClosure, "")
+//	_, _, err := c.ReadMessage() // the server's Close (*codec.CloseError)
+//
+// Writes after Close fail with ErrClosed; a second Close too. CloseNow
+// drops the connection without a handshake.
+func (c *ClientConn) Close(code codec.StatusCode, reason string) error {
 	if code != codec.StatusNoStatusReceived && !code.IsValid() {
 		return codec.ErrCloseCode
 	}
+	if err := c.writeClose(code, reason); err != nil {
+		if err != ErrClosed {
+			c.conn.Close()
+		}
+		return err
+	}
+	// Not a goroutine: a runtime timer that drops a connection whose
+	// answer never comes, or that nobody reads any more.
+	t := time.AfterFunc(c.closeTimeout, func() { c.conn.Close() })
+	c.wmu.Lock()
+	c.closeTimer = t
+	c.wmu.Unlock()
+	return nil
+}
+
+// CloseNow closes the connection at once, without a closing handshake.
+func (c *ClientConn) CloseNow() error { return c.conn.Close() }
+
+// writeClose sends a Close frame with code and reason.
+func (c *ClientConn) writeClose(code codec.StatusCode, reason string) error {
 	var buf [codec.MaxControlPayload]byte
 	return c.writeFrame(codec.OpClose, true, codec.AppendClosePayload(buf[:0], code, reason))
 }
-
-// CloseHandshake sends Close(code, reason), reads until the server's Close
-// (discarding data) or the timeout, closes the connection, and returns the
-// server's Close.
-func (c *ClientConn) CloseHandshake(code codec.StatusCode, reason string, timeout time.Duration) (*codec.CloseError, error) {
-	defer c.conn.Close()
-	if err := c.WriteClose(code, reason); err != nil {
-		return nil, err
-	}
-	c.conn.SetReadDeadline(time.Now().Add(timeout))
-	for {
-		_, err := c.ReadFrame()
-		var ce *codec.CloseError
-		if errors.As(err, &ce) {
-			return ce, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-}
-
-// Close closes the connection without a closing handshake.
-func (c *ClientConn) Close() error { return c.conn.Close() }
 
 func (c *ClientConn) writeFrame(op codec.Opcode, fin bool, p []byte) error {
 	c.wmu.Lock()
@@ -305,7 +344,15 @@ func (c *ClientConn) ReadFrame() (Frame, error) {
 	}
 	f, err := c.readFrame()
 	if err != nil {
+		// Reading has ended for good (a Close, a violation, the transport,
+		// a deadline): nothing more can be received, so the socket goes.
 		c.readErr = err
+		c.conn.Close()
+		c.wmu.Lock()
+		if c.closeTimer != nil {
+			c.closeTimer.Stop()
+		}
+		c.wmu.Unlock()
 	}
 	return f, err
 }
@@ -361,7 +408,7 @@ func (c *ClientConn) readFrame() (Frame, error) {
 		if err != nil {
 			return Frame{}, c.fail(err)
 		}
-		c.WriteClose(closeEchoCode(code), string(reason)) // ErrClosed when we closed first: nothing to echo
+		c.writeClose(closeEchoCode(code), string(reason)) // ErrClosed when we closed first: nothing to echo
 		return f, &codec.CloseError{Code: code, Reason: string(reason)}
 	}
 	return f, nil
@@ -425,7 +472,7 @@ func (c *ClientConn) ReadMessage() (codec.Opcode, []byte, error) {
 // §7.1.7 "Fail the WebSocket Connection".
 func (c *ClientConn) fail(err error) error {
 	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	c.WriteClose(failCode(err), "")
+	c.writeClose(failCode(err), "")
 	c.conn.Close()
 	return err
 }

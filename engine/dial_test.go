@@ -88,9 +88,12 @@ func seedWalkthrough(t *testing.T, c *ClientConn, echoesReason bool) {
 	if got, want := string(msg), strings.Join(lines, ""); got != want {
 		t.Fatalf("echo %q, want %q", got, want)
 	}
-	ce, err := c.CloseHandshake(codec.StatusNormalClosure, "Closing this websocket.", 5*time.Second)
-	if err != nil {
+	if err := c.Close(codec.StatusNormalClosure, "Closing this websocket."); err != nil {
 		t.Fatalf("close handshake: %v", err)
+	}
+	var ce *codec.CloseError
+	if _, _, err := c.ReadMessage(); !errors.As(err, &ce) {
+		t.Fatalf("read after Close: %v, want the server's Close", err)
 	}
 	if ce.Code != codec.StatusNormalClosure {
 		t.Fatalf("server answered close %v, want 1000", ce)
@@ -139,7 +142,7 @@ func TestClientMessagesAndTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.Close()
+			defer c.CloseNow()
 			if c.Subprotocol() != "chat" {
 				t.Fatalf("subprotocol %q", c.Subprotocol())
 			}
@@ -170,7 +173,7 @@ func TestClientReadTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer c.CloseNow()
 	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	_, _, err = c.ReadMessage()
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -303,7 +306,7 @@ func TestClientMaskedServerFrame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer c.CloseNow()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, _, err = c.ReadMessage()
 	if !errors.Is(err, codec.ErrMaskUnexpected) || codec.CloseStatus(err) != codec.StatusProtocolError {
@@ -392,7 +395,7 @@ func TestClientInvalidUTF8FailsFast(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.Close()
+			defer c.CloseNow()
 			// Generous for a slow machine; a correct client fails in milliseconds,
 			// one that waits for the frame fails only at this deadline.
 			c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -427,7 +430,7 @@ func TestClientHugeContinuation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer c.CloseNow()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, _, err = c.ReadMessage()
 	if !errors.Is(err, codec.ErrMessageTooBig) {

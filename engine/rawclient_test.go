@@ -336,7 +336,7 @@ func newTracker(t testing.TB) *connTracker {
 
 func (tr *connTracker) OnOpen(c *Conn) {
 	tr.mu.Lock()
-	tr.conns = append(tr.conns, &connLog{conn: c, addr: c.RemoteAddr().String(), ctx: c.Context()})
+	tr.conns = append(tr.conns, &connLog{conn: c, addr: c.RemoteAddr().String(), ctx: c.UserData()})
 	tr.mu.Unlock()
 	if tr.open != nil {
 		tr.open(c)

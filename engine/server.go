@@ -26,6 +26,7 @@ type Server struct {
 	loops []*loop
 
 	acc      atomic.Pointer[acceptor] // nil for the event-loop client
+	client   *Client                  // the event-loop client this machinery serves, if it does
 	addr     net.Addr
 	started  atomic.Bool
 	stopping atomic.Bool
@@ -261,7 +262,7 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if s.stopping.Load() {
 		return nil, gnet.Close
 	}
-	c := &Conn{gc: gc, loop: l, raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
+	c := &Conn{gc: gc, loop: l, laddr: gc.LocalAddr(), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
 	gc.SetContext(c)
 	s.register(l, c)
 	return nil, gnet.None

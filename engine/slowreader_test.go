@@ -98,7 +98,7 @@ func TestSlowReaders(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		for _, c := range conns {
-			c.Close()
+			c.CloseNow()
 		}
 	})
 	msg := make([]byte, msgSize)
@@ -137,7 +137,7 @@ func TestSlowReaders(t *testing.T) {
 
 	// The flooders leave.
 	for _, c := range conns {
-		c.Close()
+		c.CloseNow()
 	}
 	left := time.Now()
 	var back time.Duration
@@ -195,7 +195,7 @@ func freshEcho(url string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer c.CloseNow()
 	c.NetConn().SetDeadline(time.Now().Add(10 * time.Second))
 	if err := c.WriteMessage(codec.OpText, []byte("newcomer")); err != nil {
 		return err
@@ -226,7 +226,7 @@ func startBystander(t *testing.T, url string) *slowBystander {
 	if err != nil {
 		t.Fatalf("bystander: %v", err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { c.CloseNow() })
 	b := &slowBystander{c: c, done: make(chan struct{}), sentAt: map[uint64]time.Time{}}
 	b.wg.Go(func() {
 		for {
@@ -285,7 +285,7 @@ func (b *slowBystander) stop() ([]time.Duration, int) {
 		defer b.mu.Unlock()
 		return len(b.sentAt) == 0 || b.readErr != nil
 	})
-	b.c.Close()
+	b.c.CloseNow()
 	b.wg.Wait()
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -507,7 +507,9 @@ func (g *galeSoakConn) read() (codec.Opcode, []byte, error) {
 	return g.c.ReadMessage()
 }
 
-func (g *galeSoakConn) closeClean() error { return g.c.WriteClose(1000, "") }
+// closeClean completes the closing handshake; the server's Close then comes
+// back from every read.
+func (g *galeSoakConn) closeClean() error { return g.c.Close(1000, "") }
 
 func (g *galeSoakConn) isClose1000(err error) bool {
 	var ce *codec.CloseError
@@ -697,7 +699,7 @@ func (s *soak) staller(id int) {
 				break
 			}
 		}
-		c.Close()
+		c.CloseNow()
 		select {
 		case <-s.stop:
 		case <-time.After(200 * time.Millisecond):

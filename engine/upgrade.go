@@ -26,7 +26,41 @@ type UpgradeRequest struct {
 	// Set by the hook; sent or attached when the upgrade is accepted.
 	Subprotocol    string      // preselected from Config.Subprotocols; "" for none
 	ResponseHeader http.Header // extra fields for the 101 response
-	Context        any         // attached to the Conn (Conn.Context)
+	UserData       any         // attached to the Conn (Conn.UserData)
+}
+
+// RequestInfo is what Config.KeepRequest keeps of an upgrade request for
+// the life of the connection (Conn.Request).
+type RequestInfo struct {
+	Path     string      // the request target's path
+	RawQuery string      // the query, without '?'; "" when none
+	Header   http.Header // the fields named in Config.KeepHeaders that were sent
+}
+
+// keepRequest copies what Config.KeepRequest asks for out of r, whose
+// bytes are about to be reused.
+func (s *Server) keepRequest(r *codec.Request) *RequestInfo {
+	ri := &RequestInfo{Path: string(r.Path), RawQuery: string(r.Query)}
+	if len(s.cfg.KeepHeaders) == 0 {
+		return ri
+	}
+	hs := r.Headers()
+	for {
+		name, value, ok := hs.Next()
+		if !ok {
+			break
+		}
+		for _, k := range s.cfg.KeepHeaders {
+			if len(k) == len(name) && bytes.EqualFold([]byte(k), name) {
+				if ri.Header == nil {
+					ri.Header = make(http.Header, len(s.cfg.KeepHeaders))
+				}
+				ri.Header[k] = append(ri.Header[k], string(value))
+				break
+			}
+		}
+	}
+	return ri
 }
 
 // Reject is an error for Config.OnUpgrade that refuses the upgrade with a
@@ -128,7 +162,12 @@ func (c *Conn) readHandshake() gnet.Action {
 	if ur.Subprotocol != "" {
 		c.extra().subprotocol = ur.Subprotocol
 	}
-	c.ctx = ur.Context
+	if srv.cfg.KeepRequest {
+		c.extra().req = srv.keepRequest(req)
+	}
+	if ur.UserData != nil {
+		c.SetUserData(ur.UserData)
+	}
 	c.gc.Discard(n)
 	c.open()
 	// A Close from OnOpen leaves stateClosing: wait for the peer's answer.

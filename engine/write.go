@@ -270,7 +270,8 @@ func (c *Conn) sendLoop(f outFrame) error {
 	}
 	l.stats.countOut(f.op, f.fin, n)
 	if window {
-		c.dfl.tx = pushWindow(c.dfl.tx, f.p, 1<<c.dfl.txBits)
+		x := c.extra()
+		x.win.tx = pushWindow(x.win.tx, f.p, 1<<c.dfl.txBits)
 	} else if noWindow {
 		c.dropTx()
 	}

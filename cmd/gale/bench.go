@@ -356,7 +356,7 @@ type inflight struct {
 // traffic of the early ones (at 15,000 connections the dials otherwise
 // stretch to most of a minute).
 func (e *echoLoad) OnOpen(c *engine.Conn) {
-	c.SetContext(&inflight{sent: make([]time.Time, e.depth), which: make([]int, e.depth)})
+	c.SetUserData(&inflight{sent: make([]time.Time, e.depth), which: make([]int, e.depth)})
 }
 
 // start sends every connection's first message; its echo makes the loop
@@ -371,7 +371,7 @@ func (e *echoLoad) start(conns []*engine.Conn) {
 		if c == nil {
 			continue // its dial failed and was counted
 		}
-		st := c.Context().(*inflight)
+		st := c.UserData().(*inflight)
 		st.sent[0], st.which[0] = now, 0
 		st.size, st.next = 1, 1%len(e.payloads)
 		if err := c.WriteMessage(e.op, e.payloads[0]); err != nil {
@@ -392,7 +392,7 @@ func (e *echoLoad) send(c *engine.Conn, st *inflight) {
 }
 
 func (e *echoLoad) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
-	st := c.Context().(*inflight)
+	st := c.UserData().(*inflight)
 	if st.size == 0 || op != e.op || !bytes.Equal(p, e.payloads[st.which[st.head]]) {
 		e.errors.Add(1) // an echo we did not ask for, or altered
 		return
@@ -515,7 +515,7 @@ func benchPayloads(size, n int) [][]byte {
 type closeWaiter struct{ engine.BaseHandler }
 
 func (closeWaiter) OnClose(c *engine.Conn, _ error) {
-	if ch, ok := c.Context().(chan struct{}); ok {
+	if ch, ok := c.UserData().(chan struct{}); ok {
 		close(ch)
 	}
 }
@@ -571,7 +571,7 @@ func benchHandshake(args []string, stdout, stderr io.Writer) int {
 				}
 				hist.add(time.Since(t0))
 				closed := make(chan struct{})
-				conn.SetContext(closed)
+				conn.SetUserData(closed)
 				conn.Close(codec.StatusNormalClosure, "")
 				select {
 				case <-closed:

@@ -52,7 +52,7 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *timeout <= 0 {
 		return flagError(stderr, fs, "-timeout %v: must be positive", *timeout)
 	}
-	opts := &engine.DialOptions{Origin: *origin, HandshakeTimeout: *timeout}
+	opts := &engine.DialOptions{Origin: *origin, HandshakeTimeout: *timeout, CloseTimeout: *timeout}
 	if *protos != "" {
 		opts.Subprotocols = strings.Split(*protos, ",")
 	}
@@ -61,7 +61,7 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gale dial:", err)
 		return 2
 	}
-	defer c.Close()
+	defer c.CloseNow()
 	var out sync.Mutex // stdout lines from both goroutines stay whole
 	printf := func(format string, a ...any) {
 		out.Lock()
@@ -184,10 +184,11 @@ input:
 			}
 		}
 	}
-	if err := c.WriteClose(code, reason); err != nil && !errors.Is(err, engine.ErrClosed) {
+	// The reading goroutine gets the server's answer; Close waits for it
+	// (DialOptions.CloseTimeout) and closes the connection.
+	if err := c.Close(code, reason); err != nil && !errors.Is(err, engine.ErrClosed) {
 		fmt.Fprintln(stderr, "gale dial: close:", err)
 	}
-	c.SetReadDeadline(time.Now().Add(*timeout))
 	select {
 	case ce := <-closed:
 		return finish(ce)

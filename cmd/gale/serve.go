@@ -32,14 +32,14 @@ type echoState struct{ echoed int }
 
 func (h *echoHandler) OnOpen(c *engine.Conn) {
 	if h.maxMessages > 0 {
-		c.SetContext(&echoState{})
+		c.SetUserData(&echoState{})
 	}
 }
 
 func (h *echoHandler) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
 	c.WriteMessage(op, p)
 	if h.maxMessages > 0 {
-		st := c.Context().(*echoState)
+		st := c.UserData().(*echoState)
 		st.echoed++
 		if st.echoed >= h.maxMessages {
 			c.Close(codec.StatusPolicyViolation, "message limit reached")

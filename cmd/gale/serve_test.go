@@ -164,7 +164,7 @@ func TestServePathNormalised(t *testing.T) {
 		if err != nil {
 			t.Fatalf("-path %s: upgrade on /ws: %v", p, err)
 		}
-		c.Close()
+		c.CloseNow()
 		if _, err := engine.Dial(t.Context(), "ws://"+addr+"/", nil); err == nil || !strings.Contains(err.Error(), "404") {
 			t.Fatalf("-path %s: upgrade on /: %v, want 404", p, err)
 		}
@@ -188,7 +188,7 @@ func TestServeIdleTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer c.CloseNow()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	start := time.Now()
 	_, _, err = c.ReadMessage()
@@ -201,7 +201,7 @@ func TestServeIdleTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c2.Close()
+	defer c2.CloseNow()
 	c2.SetReadDeadline(time.Now().Add(800 * time.Millisecond))
 	pings := 0
 	for {
