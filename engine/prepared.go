@@ -51,6 +51,13 @@ func (pm *PreparedMessage) payload() []byte { return pm.frame[len(pm.frame)-pm.n
 // Broadcast sends pm to every open connection. Each loop writes the one
 // shared frame to its own connections, so there is no per-receiver copy or
 // queueing. It returns once every loop has been asked; delivery follows.
+//
+// The guarantee: every connection open when its loop runs the broadcast
+// receives pm once, after whatever was written to it before, and
+// broadcasts made from one goroutine arrive in the order they were made.
+// A connection whose backlog is at Config.MaxOutbound is treated as for
+// any write (closed as a slow reader, or skipped under OutboundReject);
+// connections that open later do not receive it, and nothing is retried.
 func (s *Server) Broadcast(pm *PreparedMessage) error {
 	var first error
 	for _, l := range s.loopList() {
