@@ -5,6 +5,8 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +61,8 @@ type memBudget struct {
 	// Burst release, runTicker's goroutine only.
 	peak     int64
 	released time.Time
+	quiet    quietWatch
+	heapAt   atomic.Uint64 // the heap kept after the last release
 }
 
 func (m *memBudget) add(d int64) {
@@ -71,28 +75,84 @@ func (m *memBudget) add(d int64) {
 func (m *memBudget) over() bool { return m.limit > 0 && m.used.Load() > m.limit }
 
 // Burst release thresholds: a peak of at least releaseMin bytes held, now
-// fallen under a quarter of it, at most once per releaseEvery.
+// fallen under a quarter of it, or a heap grown by releaseMin since the
+// last release on a server gone quiet; at most once per releaseEvery.
 const (
 	releaseMin   = 32 << 20
 	releaseEvery = 2 * time.Second
 )
 
+// quietWatch tells a server that has gone quiet after traffic, sampled
+// once a second: no new connection, and at most a sixteenth of the bytes
+// of the busiest second since the last release. Most of a burst's memory
+// is not in what the budget counts (gnet's buffers, inflated messages,
+// garbage the collector has not met yet), and once traffic stops nothing
+// allocates, so no collection runs to free it: the runtime's own forced
+// collection comes every two minutes.
+type quietWatch struct {
+	at              time.Time
+	moved, upgrades uint64 // the counters at the last sample
+	busiest         uint64 // bytes moved in the busiest second since the last release
+}
+
+// sample reports whether the server was quiet over the last second, given
+// its counters now. ok is false between samples.
+func (q *quietWatch) sample(now time.Time, moved, upgrades uint64) (quiet, ok bool) {
+	if now.Sub(q.at) < time.Second {
+		return false, false
+	}
+	d := moved - q.moved
+	quiet = upgrades == q.upgrades && d <= q.busiest/16
+	q.busiest = max(q.busiest, d)
+	q.at, q.moved, q.upgrades = now, moved, upgrades
+	return quiet, true
+}
+
 // releaseAfterBurst returns freed memory to the operating system once a
 // burst is over. Without it the pools and the heap keep a burst's worth of
 // memory for minutes (pooled buffers survive until two garbage collections
 // pass, and a quiet server collects rarely). Called on every tick from the
-// ticker goroutine.
-func (m *memBudget) releaseAfterBurst(now time.Time) {
+// ticker goroutine with the server's traffic counters.
+func (m *memBudget) releaseAfterBurst(now time.Time, moved, upgrades uint64) {
 	used := m.used.Load()
 	m.peak = max(m.peak, used)
-	if m.peak < releaseMin || used > m.peak/4 || now.Sub(m.released) < releaseEvery {
+	burst := m.peak >= releaseMin && used <= m.peak/4
+	if quiet, ok := m.quiet.sample(now, moved, upgrades); ok && quiet && !burst {
+		burst = heapKept() >= m.heapAt.Load()+releaseMin
+	}
+	if !burst || now.Sub(m.released) < releaseEvery {
 		return
 	}
 	m.peak, m.released = used, now
+	m.quiet.busiest = 0
 	go func() {
 		runtime.GC() // a first cycle moves pooled buffers to the victim caches
 		debug.FreeOSMemory()
+		m.heapAt.Store(heapKept())
 	}()
+}
+
+// heapSample reads the heap the process keeps from the operating system:
+// everything mapped for it but what the scavenger has returned.
+var heapSample = []metrics.Sample{
+	{Name: "/memory/classes/heap/objects:bytes"},
+	{Name: "/memory/classes/heap/unused:bytes"},
+	{Name: "/memory/classes/heap/free:bytes"},
+}
+
+var heapMu sync.Mutex
+
+func heapKept() uint64 {
+	heapMu.Lock()
+	defer heapMu.Unlock()
+	metrics.Read(heapSample)
+	var n uint64
+	for _, s := range heapSample {
+		if s.Value.Kind() == metrics.KindUint64 {
+			n += s.Value.Uint64()
+		}
+	}
+	return n
 }
 
 // account brings the budget up to date with what gnet holds for c: its

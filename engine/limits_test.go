@@ -468,3 +468,34 @@ func TestSubprotocolRace(t *testing.T) {
 		t.Fatalf("Subprotocol returned %q", s)
 	}
 }
+
+// TestQuietWatch: the burst release's notion of a server gone quiet — a
+// second with no new connection and at most a sixteenth of the busiest
+// second's bytes — sampled once a second.
+func TestQuietWatch(t *testing.T) {
+	var q quietWatch
+	t0 := time.Unix(1000, 0)
+	sec := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
+	steps := []struct {
+		at       time.Time
+		moved    uint64
+		upgrades uint64
+		quiet    bool
+		ok       bool
+	}{
+		{sec(1), 0, 0, true, true},                               // nothing ever moved: quiet
+		{sec(1).Add(500 * time.Millisecond), 0, 0, false, false}, // between samples
+		{sec(2), 64 << 20, 10, false, true},                      // busy, and new connections
+		{sec(3), 128 << 20, 10, false, true},                     // busy
+		{sec(4), 130 << 20, 10, true, true},                      // 2 MiB after 64 MiB/s: quiet
+		{sec(5), 131 << 20, 11, false, true},                     // a new connection
+		{sec(6), 131 << 20, 11, true, true},
+		{sec(7), 140 << 20, 11, false, true}, // 9 MiB: more than 64/16
+	}
+	for i, s := range steps {
+		quiet, ok := q.sample(s.at, s.moved, s.upgrades)
+		if quiet != s.quiet || ok != s.ok {
+			t.Fatalf("step %d: quiet %v ok %v, want %v %v", i, quiet, ok, s.quiet, s.ok)
+		}
+	}
+}

@@ -220,6 +220,16 @@ func (s *Server) ticks(d time.Duration) int64 {
 // runTicker advances every busy loop's wheel from one goroutine per server:
 // gnet's own OnTick runs outside the loops, so the wheel is driven through
 // EventLoop.Execute and stays loop-owned.
+// traffic returns the payload bytes moved both ways and the upgrades so
+// far, summed over the loops.
+func (s *Server) traffic() (moved, upgrades uint64) {
+	for _, l := range s.loopList() {
+		moved += l.stats.bytesIn.Load() + l.stats.bytesOut.Load()
+		upgrades += l.stats.upgrades.Load()
+	}
+	return moved, upgrades
+}
+
 func (s *Server) runTicker() {
 	t := time.NewTicker(s.tick)
 	defer t.Stop()
@@ -228,7 +238,8 @@ func (s *Server) runTicker() {
 		case <-s.stopTick:
 			return
 		case now := <-t.C:
-			s.mem.releaseAfterBurst(now)
+			moved, upgrades := s.traffic()
+			s.mem.releaseAfterBurst(now, moved, upgrades)
 			tick := int64(now.Sub(s.base) / s.tick)
 			for _, l := range s.loopList() {
 				if l.stats.open.Load() > 0 {
