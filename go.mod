@@ -3,18 +3,14 @@ module github.com/galews/gale
 go 1.26
 
 require (
-	github.com/coder/websocket v1.8.14
 	github.com/gobwas/httphead v0.1.0
 	github.com/gobwas/ws v1.5.0
-	github.com/gorilla/websocket v1.5.3
 	github.com/klauspost/compress v1.20.3
-	github.com/lxzan/gws v1.8.9
 	github.com/panjf2000/gnet/v2 v2.10.0
 	golang.org/x/sys v0.30.0
 )
 
 require (
-	github.com/dolthub/maphash v0.1.0 // indirect
 	github.com/panjf2000/ants/v2 v2.12.1 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect

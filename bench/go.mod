@@ -5,6 +5,7 @@ go 1.26
 replace github.com/galews/gale => ../
 
 require (
+	github.com/coder/websocket v1.8.14
 	github.com/galews/gale v0.0.0-00010101000000-000000000000
 	github.com/gobwas/ws v1.5.0
 	github.com/gorilla/websocket v1.5.3

@@ -206,7 +206,8 @@ func TestOnUpgrade(t *testing.T) {
 			return nil
 		},
 	})
-	by := dialBystander(t, srv.Addr())
+	// The hook picks chat.v2 for every connection, the bystander's too.
+	by := dialBystander(t, srv.Addr(), "chat.v2")
 	rawRecv(t, seen, "the bystander's OnUpgrade")
 
 	t.Run("accepted", func(t *testing.T) {

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/galews/gale/codec"
 )
 
@@ -41,12 +39,12 @@ func (r *relay) OnMessage(c *Conn, op codec.Opcode, p []byte) {
 func TestBatchStaysWithItsConnection(t *testing.T) {
 	h := &relay{}
 	srv := startServer(t, h, Config{Loops: 1})
-	dial := func() *websocket.Conn {
-		ws, _, err := websocket.DefaultDialer.Dial(wsURL(srv), nil)
+	dial := func() *ClientConn {
+		ws, err := Dial(t.Context(), wsURL(srv), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { ws.Close() })
+		t.Cleanup(func() { ws.CloseNow() })
 		ws.SetReadDeadline(time.Now().Add(testTimeout))
 		return ws
 	}
@@ -68,10 +66,10 @@ func TestBatchStaysWithItsConnection(t *testing.T) {
 	for _, m := range []string{"1", "2", "3"} {
 		burst.Write(codec.AppendFrame(nil, codec.Header{Fin: true, Opcode: codec.OpText, Masked: true, Mask: [4]byte{9, 8, 7, 6}}, []byte(m)))
 	}
-	if _, err := a.UnderlyingConn().Write(burst.Bytes()); err != nil {
+	if _, err := a.NetConn().Write(burst.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	read := func(ws *websocket.Conn, want ...string) {
+	read := func(ws *ClientConn, want ...string) {
 		t.Helper()
 		for _, w := range want {
 			_, p, err := ws.ReadMessage()

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/galews/gale/codec"
 )
 
@@ -129,12 +127,13 @@ func TestCloseInOnOpen(t *testing.T) {
 			}
 			return nil
 		}})
-	d := websocket.Dialer{HandshakeTimeout: rawWait}
-	ws, _, err := d.Dial("ws://"+srv.Addr().String()+"/", http.Header{"X-Bystander": {"1"}})
+	ctx, cancel := context.WithTimeout(context.Background(), rawWait)
+	defer cancel()
+	ws, err := Dial(ctx, wsURL(srv), &DialOptions{Header: http.Header{"X-Bystander": {"1"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ws.Close()
+	defer ws.CloseNow()
 
 	rc := upgradeRaw(t, srv.Addr())
 	if reason := rc.expectClose(4002); reason != "go away" {
@@ -146,7 +145,7 @@ func TestCloseInOnOpen(t *testing.T) {
 		t.Errorf("OnClose got %v, want the peer's 4002", err)
 	}
 	ws.SetReadDeadline(time.Now().Add(rawWait))
-	if err := ws.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+	if err := ws.WriteMessage(codec.OpText, []byte("hi")); err != nil {
 		t.Fatal(err)
 	}
 	if _, p, err := ws.ReadMessage(); err != nil || string(p) != "hi" {
@@ -405,8 +404,8 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	for i, by := range bys {
-		var ce *websocket.CloseError
-		if err := by.ended(t); !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		var ce *codec.CloseError
+		if err := by.ended(t); !errors.As(err, &ce) || ce.Code != codec.StatusGoingAway {
 			t.Errorf("client %d ended with %v, want Close 1001", i, err)
 		}
 	}

@@ -107,15 +107,15 @@ func nodeServer(t *testing.T, deflate bool) string {
 	return "ws://127.0.0.1:" + strings.TrimSpace(port) + "/"
 }
 
-// TestEventLoopClientInterop drives the event-loop client against
-// third-party servers and Gale's own: echoes of every size, a fragmented
-// send, a ping, and a close with a code.
+// TestEventLoopClientInterop drives the event-loop client against node ws
+// and Gale's own server: echoes of every size, a fragmented send, a ping,
+// and a close with a code. (Against gorilla's server:
+// TestEventLoopClientGorilla in bench/interop.)
 func TestEventLoopClientInterop(t *testing.T) {
 	servers := []struct {
 		name string
 		url  func(t *testing.T) string
 	}{
-		{name: "gorilla", url: func(t *testing.T) string { return testURL(gorillaEcho(t, false)) }},
 		{name: "gale", url: func(t *testing.T) string { return wsURL(startServer(t, echo{}, Config{})) }},
 		{name: "node-ws", url: nodeEchoServer},
 	}

@@ -8,11 +8,42 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/flate"
 
 	"github.com/galews/gale/codec"
 )
+
+// jsonLines returns n bytes of UTF-8 text that compresses like real
+// traffic (repeated keys, varying values), different for each seed.
+func jsonLines(n, seed int) []byte {
+	var b strings.Builder
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, `{"id":%d,"user":"gale-%d","room":"lobby","text":"héllo wörld ✓ message %d","ts":%d}`+"\n",
+			seed*1000+i, (seed+i)%97, i*7+seed, 1700000000+i*13)
+	}
+	s := b.String()[:n]
+	for !utf8.ValidString(s) { // cut inside a rune: pad instead
+		s = s[:len(s)-1]
+	}
+	return []byte(s + strings.Repeat(" ", n-len(s)))
+}
+
+// binaryRecords returns n compressible binary bytes: fixed-size records
+// with a counter, plus bytes above 0x7F.
+func binaryRecords(n, seed int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		switch i % 16 {
+		case 0, 1:
+			p[i] = byte((i / 16) + seed)
+		default:
+			p[i] = byte(0xF0 + i%16)
+		}
+	}
+	return p
+}
 
 // deflateRaw compresses p as a permessage-deflate message: one sync flush,
 // the tail stripped. With fw non-nil it continues that stream (context

@@ -3,8 +3,10 @@ package engine
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,45 +15,50 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/galews/gale/codec"
 )
 
-// gorillaEcho is a third-party echo server: gorilla's Upgrader and a
-// goroutine per connection, as its docs recommend.
-func gorillaEcho(t *testing.T, tlsServer bool) *httptest.Server {
+// galeEcho starts Gale's echo server with a subprotocol ("chat") and a
+// 16 KiB message limit. With secure set, the URL it returns is wss:// to a
+// TLS terminator in front of the server (Gale's server speaks plain TCP),
+// and roots holds that terminator's certificate.
+func galeEcho(t *testing.T, secure bool) (url string, roots *x509.CertPool) {
 	t.Helper()
-	up := websocket.Upgrader{Subprotocols: []string{"chat"}}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
-		ws.SetReadLimit(16 << 10)
+	srv := startServer(t, echo{}, Config{Loops: 1, Subprotocols: []string{"chat"}, MaxMessageSize: 16 << 10, Logger: discardLogger()})
+	if !secure {
+		return wsURL(srv), nil
+	}
+	// httptest's certificate (for 127.0.0.1), borrowed from a TLS server
+	// started for that only.
+	hs := httptest.NewUnstartedServer(http.NotFoundHandler())
+	hs.StartTLS()
+	cfg := hs.TLS.Clone()
+	roots = hs.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	hs.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
 		for {
-			op, p, err := ws.ReadMessage()
+			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			if err := ws.WriteMessage(op, p); err != nil {
-				return
-			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", srv.Addr().String())
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { io.Copy(up, c); up.Close() }()
+				io.Copy(c, up)
+			}()
 		}
-	})
-	var srv *httptest.Server
-	if tlsServer {
-		srv = httptest.NewTLSServer(h)
-	} else {
-		srv = httptest.NewServer(h)
-	}
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-func testURL(s *httptest.Server) string {
-	return "ws" + strings.TrimPrefix(s.URL, "http")
+	}()
+	return "wss://" + ln.Addr().String() + "/", roots
 }
 
 // seedWalkthrough is the acceptance scenario of the project's second seed:
@@ -104,14 +111,8 @@ func seedWalkthrough(t *testing.T, c *ClientConn, echoesReason bool) {
 	t.Logf("close answered: %d %q", ce.Code, ce.Reason)
 }
 
-func TestClientSeedWalkthroughGorilla(t *testing.T) {
-	srv := gorillaEcho(t, false)
-	c, err := Dial(t.Context(), testURL(srv), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seedWalkthrough(t, c, false) // gorilla answers with the code only
-}
+// TestClientSeedWalkthroughGorilla (against gorilla's server, which answers
+// a Close with the code only) is in bench/interop.
 
 func TestClientSeedWalkthroughGale(t *testing.T) {
 	srv, err := NewServer(echo{}, Config{MaxMessageSize: 16 << 10})
@@ -129,16 +130,19 @@ func TestClientSeedWalkthroughGale(t *testing.T) {
 	seedWalkthrough(t, c, true)
 }
 
+// TestClientMessagesAndTLS: Dial against Gale's server, plain and through
+// TLS, with a subprotocol and the server's message limit. bench/interop
+// runs the same against gorilla's server.
 func TestClientMessagesAndTLS(t *testing.T) {
 	for _, secure := range []bool{false, true} {
 		name := map[bool]string{false: "ws", true: "wss"}[secure]
 		t.Run(name, func(t *testing.T) {
-			srv := gorillaEcho(t, secure)
+			url, roots := galeEcho(t, secure)
 			opts := &DialOptions{Subprotocols: []string{"x", "chat"}}
 			if secure {
-				opts.TLSConfig = &tls.Config{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
+				opts.TLSConfig = &tls.Config{RootCAs: roots}
 			}
-			c, err := Dial(t.Context(), testURL(srv), opts)
+			c, err := Dial(t.Context(), url, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,7 +161,7 @@ func TestClientMessagesAndTLS(t *testing.T) {
 					t.Fatalf("n=%d: op=%v len=%d err=%v", n, op, len(got), err)
 				}
 			}
-			// The server's 16 KiB limit: gorilla closes with 1009.
+			// The server's 16 KiB limit: it closes with 1009.
 			c.WriteMessage(codec.OpBinary, make([]byte, 20<<10))
 			_, _, err = c.ReadMessage()
 			if codec.CloseStatus(err) != codec.StatusMessageTooBig {
@@ -168,8 +172,8 @@ func TestClientMessagesAndTLS(t *testing.T) {
 }
 
 func TestClientReadTimeout(t *testing.T) {
-	srv := gorillaEcho(t, false)
-	c, err := Dial(t.Context(), testURL(srv), nil)
+	url, _ := galeEcho(t, false)
+	c, err := Dial(t.Context(), url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

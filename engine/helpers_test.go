@@ -13,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	cws "github.com/coder/websocket"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
-	"github.com/gorilla/websocket"
 
 	"github.com/galews/gale/codec"
 )
@@ -173,15 +171,18 @@ type peer interface {
 type peerKind struct {
 	name string
 	// choosesPingPayload is false for libraries that pick their own ping
-	// payload (coder/websocket sends a counter and matches the pong itself).
+	// payload (coder/websocket, in bench/interop, sends a counter).
 	choosesPingPayload bool
 	dial               func(t testing.TB, url string) peer
 }
 
+// peerKinds are the clients the interop tests run: gobwas/ws (a dependency
+// of the engine) and Gale's own Dial. The third-party libraries the engine
+// does not depend on (gorilla/websocket, coder/websocket) run the same cases
+// in bench/interop.
 var peerKinds = []peerKind{
-	{name: "gorilla", choosesPingPayload: true, dial: dialGorilla},
 	{name: "gobwas", choosesPingPayload: true, dial: dialGobwas},
-	{name: "coder", choosesPingPayload: false, dial: dialCoder},
+	{name: "gale", choosesPingPayload: true, dial: dialGale},
 }
 
 // ctrlLog records the control frames a peer received.
@@ -224,94 +225,6 @@ func syncRead(p peer) error {
 	}
 	return nil
 }
-
-// --- gorilla/websocket ---
-
-type gorillaPeer struct {
-	c         *websocket.Conn
-	closeSent bool
-	ctrlLog
-}
-
-func dialGorilla(t testing.TB, url string) peer {
-	t.Helper()
-	d := websocket.Dialer{HandshakeTimeout: testTimeout}
-	c, resp, err := d.Dial(url, nil)
-	if err != nil {
-		t.Fatalf("gorilla dial: %v", err)
-	}
-	resp.Body.Close()
-	p := &gorillaPeer{c: c}
-	c.SetPingHandler(func(s string) error {
-		p.addPing([]byte(s))
-		return c.WriteControl(websocket.PongMessage, []byte(s), time.Now().Add(testTimeout))
-	})
-	c.SetPongHandler(func(s string) error { p.addPong([]byte(s)); return nil })
-	c.SetCloseHandler(func(code int, _ string) error {
-		if !p.closeSent {
-			p.closeSent = true
-			c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(testTimeout))
-		}
-		return nil
-	})
-	t.Cleanup(p.Drop)
-	return p
-}
-
-func (p *gorillaPeer) Send(op codec.Opcode, b []byte) error {
-	p.c.SetWriteDeadline(time.Now().Add(testTimeout))
-	return p.c.WriteMessage(int(op), b)
-}
-
-// SendFragments streams the parts through NextWriter; gorilla cuts frames at
-// its write buffer (4 KiB), so parts larger than that make several frames.
-func (p *gorillaPeer) SendFragments(op codec.Opcode, parts [][]byte) error {
-	p.c.SetWriteDeadline(time.Now().Add(testTimeout))
-	w, err := p.c.NextWriter(int(op))
-	if err != nil {
-		return err
-	}
-	for _, b := range parts {
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-	}
-	return w.Close()
-}
-
-func (p *gorillaPeer) Read() (codec.Opcode, []byte, error) {
-	p.c.SetReadDeadline(time.Now().Add(testTimeout))
-	mt, b, err := p.c.ReadMessage()
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
-		return 0, nil, &codec.CloseError{Code: codec.StatusCode(ce.Code), Reason: ce.Text}
-	}
-	return codec.Opcode(mt), b, err
-}
-
-func (p *gorillaPeer) PingPong(b []byte) ([]byte, error) {
-	if err := p.c.WriteControl(websocket.PingMessage, b, time.Now().Add(testTimeout)); err != nil {
-		return nil, err
-	}
-	if err := syncRead(p); err != nil {
-		return nil, err
-	}
-	if pong, ok := p.lastPong(); ok {
-		return pong, nil
-	}
-	return nil, errors.New("no pong before the echo that followed the ping")
-}
-
-func (p *gorillaPeer) CloseHandshake(code codec.StatusCode, reason string) (*codec.CloseError, error) {
-	p.closeSent = true
-	msg := websocket.FormatCloseMessage(int(code), reason)
-	if err := p.c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(testTimeout)); err != nil {
-		return nil, err
-	}
-	return readUntilClose(p)
-}
-
-func (p *gorillaPeer) Drop() { p.c.Close() }
 
 // readUntilClose reads (discarding data messages) until the server's Close.
 func readUntilClose(p peer) (*codec.CloseError, error) {
@@ -441,115 +354,98 @@ func (p *gobwasPeer) CloseHandshake(code codec.StatusCode, reason string) (*code
 
 func (p *gobwasPeer) Drop() { p.conn.Close() }
 
-// --- coder/websocket ---
+// --- Gale's blocking client (Dial) ---
 
-type coderPeer struct {
-	c *cws.Conn
+type galePeer struct {
+	c *ClientConn
 	ctrlLog
 }
 
-func dialCoder(t testing.TB, url string) peer {
+func dialGale(t testing.TB, url string) peer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	p := &coderPeer{}
-	c, resp, err := cws.Dial(ctx, url, &cws.DialOptions{
-		OnPingReceived: func(_ context.Context, b []byte) bool { p.addPing(b); return true },
-		OnPongReceived: func(_ context.Context, b []byte) { p.addPong(b) },
-	})
+	c, err := Dial(ctx, url, nil)
 	if err != nil {
-		t.Fatalf("coder dial: %v", err)
+		t.Fatalf("gale dial: %v", err)
 	}
-	if resp.Body != nil {
-		resp.Body.Close()
-	}
-	c.SetReadLimit(-1)
-	p.c = c
+	p := &galePeer{c: c}
 	t.Cleanup(p.Drop)
 	return p
 }
 
-func coderType(op codec.Opcode) cws.MessageType {
-	if op == codec.OpBinary {
-		return cws.MessageBinary
-	}
-	return cws.MessageText
+func (p *galePeer) Send(op codec.Opcode, b []byte) error {
+	p.c.SetWriteDeadline(time.Now().Add(testTimeout))
+	return p.c.WriteMessage(op, b)
 }
 
-func (p *coderPeer) Send(op codec.Opcode, b []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	return p.c.Write(ctx, coderType(op), b)
-}
-
-// SendFragments streams the parts through Writer: each Write is one frame,
-// and Close sends an empty final frame.
-func (p *coderPeer) SendFragments(op codec.Opcode, parts [][]byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	w, err := p.c.Writer(ctx, coderType(op))
-	if err != nil {
-		return err
-	}
-	for _, b := range parts {
-		if _, err := w.Write(b); err != nil {
+// SendFragments writes each part as its own frame: FIN 0, …, 0, 1.
+func (p *galePeer) SendFragments(op codec.Opcode, parts [][]byte) error {
+	p.c.SetWriteDeadline(time.Now().Add(testTimeout))
+	for i, b := range parts {
+		code := codec.OpContinuation
+		if i == 0 {
+			code = op
+		}
+		if err := p.c.WriteFrame(code, b, i == len(parts)-1); err != nil {
 			return err
 		}
 	}
-	return w.Close()
+	return nil
 }
 
-func (p *coderPeer) Read() (codec.Opcode, []byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	typ, b, err := p.c.Read(ctx)
-	var ce cws.CloseError
-	if errors.As(err, &ce) {
-		return 0, nil, &codec.CloseError{Code: codec.StatusCode(ce.Code), Reason: ce.Reason}
-	}
-	op := codec.OpText
-	if typ == cws.MessageBinary {
-		op = codec.OpBinary
-	}
-	return op, b, err
-}
-
-// PingPong ignores b: coder/websocket's Ping sends its own payload and
-// returns only once a pong with that payload came back, which needs a
-// concurrent reader, so sync messages are read until Ping returns.
-func (p *coderPeer) PingPong([]byte) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.c.Ping(ctx) }()
+// Read reads frame by frame so that it sees the control frames: ReadFrame
+// answers pings and Closes itself.
+func (p *galePeer) Read() (codec.Opcode, []byte, error) {
+	p.c.SetReadDeadline(time.Now().Add(testTimeout))
+	var op codec.Opcode
+	var msg []byte
 	for {
-		if err := syncRead(p); err != nil {
-			return nil, err
+		f, err := p.c.ReadFrame()
+		if err != nil {
+			return 0, nil, err
 		}
-		select {
-		case err := <-done:
-			if err != nil {
-				return nil, err
-			}
-			pong, _ := p.lastPong()
-			return pong, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		default:
+		switch f.Opcode {
+		case codec.OpPing:
+			p.addPing(f.Payload)
+			continue
+		case codec.OpPong:
+			p.addPong(f.Payload)
+			continue
+		case codec.OpText, codec.OpBinary:
+			op = f.Opcode
+		}
+		msg = append(msg, f.Payload...) // Payload is valid until the next read
+		if f.Fin {
+			return op, msg, nil
 		}
 	}
 }
 
-// CloseHandshake returns the code only: coder/websocket's Close checks that
-// the server echoed the code and does not expose the reason.
-func (p *coderPeer) CloseHandshake(code codec.StatusCode, reason string) (*codec.CloseError, error) {
-	if err := p.c.Close(cws.StatusCode(code), reason); err != nil {
+func (p *galePeer) PingPong(b []byte) ([]byte, error) {
+	p.c.SetWriteDeadline(time.Now().Add(testTimeout))
+	if err := p.c.Ping(b); err != nil {
 		return nil, err
 	}
-	return &codec.CloseError{Code: code}, nil
+	if err := syncRead(p); err != nil {
+		return nil, err
+	}
+	if pong, ok := p.lastPong(); ok {
+		return pong, nil
+	}
+	return nil, errors.New("no pong before the echo that followed the ping")
 }
 
-func (p *coderPeer) Drop() { p.c.CloseNow() }
+// CloseHandshake starts the handshake with Close; the server's answer comes
+// back from the next read.
+func (p *galePeer) CloseHandshake(code codec.StatusCode, reason string) (*codec.CloseError, error) {
+	if err := p.c.Close(code, reason); err != nil {
+		return nil, err
+	}
+	return readUntilClose(p)
+}
+
+func (p *galePeer) Drop() { p.c.CloseNow() }
 
 // readServerFrame reads one unmasked server frame into buf (which must hold
 // its payload) and returns its header and payload.

@@ -19,9 +19,11 @@ import (
 	"github.com/galews/gale/codec"
 )
 
-// Interop against third-party clients: the Go libraries in peerKinds
+// Interop against clients: gobwas/ws and Gale's Dial in peerKinds
 // (helpers_test.go), Python websockets and node ws (testdata/), and the
-// acceptance walk-through with raw gobwas frames.
+// acceptance walk-through with raw gobwas frames. gorilla/websocket and
+// coder/websocket run TestInterop{Echo,Fragmented,Ping,Close} in
+// bench/interop, so that they stay out of the engine's module graph.
 
 func TestInteropEcho(t *testing.T) {
 	sizes := []int{0, 1, 125, 126, 65535, 65536, 1 << 20}
@@ -76,8 +78,8 @@ func TestInteropFragmented(t *testing.T) {
 		}},
 		{name: "text empty parts", op: codec.OpText, parts: [][]byte{{}, []byte("é"), {}}},
 		{name: "binary three parts", op: codec.OpBinary, parts: [][]byte{{0}, {1, 2}, {3, 4, 5}}},
-		// Parts above gorilla's 4 KiB write buffer, so it fragments too; the
-		// cuts fall inside runes.
+		// Parts above gorilla's 4 KiB write buffer (bench/interop runs these
+		// cases too), so it fragments them further; the cuts fall inside runes.
 		{name: "text large parts", op: codec.OpText, parts: [][]byte{bigText[:16385], bigText[16385:33333], bigText[33333:]}},
 		{name: "binary large parts", op: codec.OpBinary, parts: [][]byte{bigBinary[:20000], bigBinary[20000:40000], bigBinary[40000:]}},
 	}

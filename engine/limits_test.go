@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/galews/gale/codec"
 )
 
@@ -66,7 +64,8 @@ func wantMixed(big []byte) []wireFrame {
 // TestWriteOrder mixes WriteMessage, WritePrepared, WriteFrame, Ping, Pong
 // and Close in one callback, and from another goroutine, and checks the
 // order on the wire: batched small frames, prepared frames and a frame too
-// big to batch must not overtake one another.
+// big to batch must not overtake one another. (TestWriteOrderGorilla, the
+// case first reported, is in bench/interop.)
 func TestWriteOrder(t *testing.T) {
 	big := binaryPayload(batchMax + 1000)
 	pm, err := NewPreparedMessage(codec.OpText, []byte("second"))
@@ -99,30 +98,6 @@ func TestWriteOrder(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestWriteOrderGorilla is the case first reported: WriteMessage then
-// WritePrepared inside OnMessage reach a gorilla client in that order.
-func TestWriteOrderGorilla(t *testing.T) {
-	pm, _ := NewPreparedMessage(codec.OpText, []byte("second"))
-	tr := newTracker(t)
-	tr.message = func(c *Conn, op codec.Opcode, p []byte) {
-		c.WriteMessage(codec.OpText, []byte("first"))
-		c.WritePrepared(pm)
-	}
-	srv := startServer(t, tr, Config{Loops: 1, Logger: discardLogger()})
-	ws, _, err := websocket.DefaultDialer.Dial(wsURL(srv), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	ws.SetReadDeadline(time.Now().Add(rawWait))
-	ws.WriteMessage(websocket.TextMessage, []byte("go"))
-	for _, want := range []string{"first", "second"} {
-		if _, p, err := ws.ReadMessage(); err != nil || string(p) != want {
-			t.Fatalf("got %q (%v), want %q", p, err, want)
-		}
 	}
 }
 
@@ -402,12 +377,13 @@ func TestWorkersNeverStallTheLoop(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	by := dialBystander(t, srv.Addr())
-	pong := make(chan struct{}, 1)
-	by.ws.SetPongHandler(func(string) error { pong <- struct{}{}; return nil })
-	if err := by.ws.WriteControl(websocket.PingMessage, []byte("alive"), time.Now().Add(rawWait)); err != nil {
+	by.c.SetWriteDeadline(time.Now().Add(rawWait))
+	if err := by.c.Ping([]byte("alive")); err != nil {
 		t.Fatal(err)
 	}
-	rawRecv(t, pong, "the pong from a loop whose worker is blocked")
+	if p := rawRecv(t, by.pongs, "the pong from a loop whose worker is blocked"); string(p) != "alive" {
+		t.Fatalf("pong %q, want the ping's \"alive\"", p)
+	}
 	close(release)
 	done := make(chan struct{})
 	go func() { handled.Wait(); close(done) }()

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/galews/gale/codec"
 )
 
@@ -436,48 +434,63 @@ func waitOpenCount(t testing.TB, srv *Server, n int64) {
 	pollUntil(t, fmt.Sprintf("Stats().Open == %d", n), func() bool { return srv.Stats().Open == n })
 }
 
-// bystander is a well-behaved gorilla client kept connected while a test
-// abuses the server, to prove the loop and other connections unharmed.
-// A reader goroutine answers pings (gorilla's default) and queues messages.
+// bystander is a well-behaved client (Gale's Dial) kept connected while a
+// test abuses the server, to prove the loop and other connections unharmed.
+// A reader goroutine reads frame by frame: ReadFrame answers pings, and the
+// reader queues messages and the payloads of pongs.
 type bystander struct {
-	ws   *websocket.Conn
-	msgs chan []byte // closed when reading fails, after readErr is set
-	n    int
+	c     *ClientConn
+	msgs  chan []byte // closed when reading fails, after readErr is set
+	pongs chan []byte
+	n     int
 
 	readErr error
 }
 
-func dialBystander(t testing.TB, addr net.Addr) *bystander {
+// dialBystander connects a bystander to addr, offering subprotocols (Dial
+// refuses a subprotocol it did not offer).
+func dialBystander(t testing.TB, addr net.Addr, subprotocols ...string) *bystander {
 	t.Helper()
-	d := websocket.Dialer{
-		HandshakeTimeout: rawWait,
-		NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), rawWait)
+	defer cancel()
+	c, err := Dial(ctx, "ws://gale.test/", &DialOptions{
+		Subprotocols: subprotocols,
+		NetDial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, addr.Network(), addr.String())
 		},
-	}
-	ws, resp, err := d.Dial("ws://gale.test/", nil)
+	})
 	if err != nil {
 		t.Fatalf("bystander dial: %v", err)
 	}
-	resp.Body.Close()
-	b := &bystander{ws: ws, msgs: make(chan []byte, 64)}
+	b := &bystander{c: c, msgs: make(chan []byte, 64), pongs: make(chan []byte, 16)}
 	go func() {
 		defer close(b.msgs)
+		var msg []byte
 		for {
-			_, p, err := ws.ReadMessage()
+			f, err := c.ReadFrame()
 			if err != nil {
 				b.readErr = err
 				return
 			}
-			b.msgs <- p
+			switch f.Opcode {
+			case codec.OpPing: // answered by ReadFrame
+			case codec.OpPong:
+				offer(b.pongs, clone(f.Payload))
+			default:
+				msg = append(msg, f.Payload...) // Payload is valid until the next read
+				if f.Fin {
+					b.msgs <- msg
+					msg = nil
+				}
+			}
 		}
 	}()
-	t.Cleanup(func() { ws.Close() })
+	t.Cleanup(func() { c.CloseNow() })
 	return b
 }
 
 // addr is the bystander's end of the connection.
-func (b *bystander) addr() string { return b.ws.LocalAddr().String() }
+func (b *bystander) addr() string { return b.c.LocalAddr().String() }
 
 // ended waits for the bystander's connection to end and returns the read
 // error that ended it.
@@ -501,8 +514,8 @@ func (b *bystander) check(t testing.TB) {
 	t.Helper()
 	b.n++
 	msg := fmt.Sprintf("bystander %d", b.n)
-	b.ws.SetWriteDeadline(time.Now().Add(rawWait))
-	if err := b.ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+	b.c.SetWriteDeadline(time.Now().Add(rawWait))
+	if err := b.c.WriteMessage(codec.OpText, []byte(msg)); err != nil {
 		t.Fatalf("bystander write: %v", err)
 	}
 	select {

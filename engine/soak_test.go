@@ -1,13 +1,19 @@
 package engine
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	neturl "net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +21,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gorilla/websocket"
+	"github.com/klauspost/compress/flate"
 
 	"github.com/galews/gale/codec"
 )
@@ -31,10 +37,11 @@ var (
 const soakShort = 5 * time.Second
 
 // TestSoak runs a child echo server under mixed traffic, all at once:
-// -soakconns connections (half with permessage-deflate, gorilla clients;
-// the other half plain, gorilla and Gale's Dial) echoing text and binary
-// messages of 0–256 KiB, some fragmented (with pings between fragments and
-// multi-byte runes split across frames), every echo checked byte for byte
+// -soakconns connections (half with permessage-deflate, a raw-frame client
+// compressing every message, fragmented ones too; the other half plain,
+// Gale's Dial) echoing text and binary messages of 0–256 KiB, some
+// fragmented (with pings between fragments and multi-byte runes split
+// across frames), every echo checked byte for byte
 // and in order; churning clients that connect, echo a few messages and
 // leave cleanly (1000) or by dropping TCP (some mid-frame); a few slow
 // readers; and stallers that send without ever reading. It samples the
@@ -63,17 +70,14 @@ func TestSoak(t *testing.T) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range *soakConns {
-		kind := soakGorillaDeflate
-		switch i % 4 {
-		case 1:
-			kind = soakGorilla
-		case 3:
+		kind := soakDeflate
+		if i%2 == 1 {
 			kind = soakGale
 		}
 		wg.Go(func() { s.echoer(i, kind, seed, 4, 256<<10, 0) })
 	}
 	for i := range 4 { // slow readers: a deep window, small messages, naps between reads
-		wg.Go(func() { s.echoer(10000+i, soakKind(i%3), seed, 32, 64<<10, 50*time.Millisecond) })
+		wg.Go(func() { s.echoer(10000+i, soakKind(i%2), seed, 32, 64<<10, 50*time.Millisecond) })
 	}
 	for i := range 8 {
 		wg.Go(func() { s.churner(20000+i, seed) })
@@ -389,14 +393,13 @@ func splits(rng *rand.Rand, n int) []int {
 type soakKind int
 
 const (
-	soakGorillaDeflate soakKind = iota // gorilla with permessage-deflate
-	soakGorilla                        // gorilla, plain
-	soakGale                           // engine.Dial, plain, frame-level writes
+	soakDeflate soakKind = iota // zSoakConn: raw frames with permessage-deflate
+	soakGale                    // engine.Dial, plain, frame-level writes
 )
 
-func (k soakKind) String() string { return [...]string{"gorilla+deflate", "gorilla", "gale"}[k] }
+func (k soakKind) String() string { return [...]string{"deflate", "gale"}[k] }
 
-// soakConn is one client connection of either library.
+// soakConn is one client connection of either kind.
 type soakConn interface {
 	// send writes m (payload is its bytes); cuts, when not nil, fragment it,
 	// with a ping between fragments when ping is set.
@@ -412,73 +415,213 @@ const soakIOTimeout = 30 * time.Second
 func soakDial(url string, kind soakKind) (soakConn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if kind == soakGale {
-		c, err := Dial(ctx, url, nil)
-		if err != nil {
-			return nil, err
-		}
-		return &galeSoakConn{c}, nil
+	if kind == soakDeflate {
+		return dialZSoak(ctx, url)
 	}
-	d := websocket.Dialer{
-		HandshakeTimeout:  10 * time.Second,
-		WriteBufferSize:   4093, // frames cut at odd offsets, inside runes
-		EnableCompression: kind == soakGorillaDeflate,
-	}
-	c, resp, err := d.DialContext(ctx, url, nil)
+	c, err := Dial(ctx, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	if kind == soakGorillaDeflate && !strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
-		c.Close()
-		return nil, errors.New("permessage-deflate not negotiated")
-	}
-	return &gorillaSoakConn{c}, nil
+	return &galeSoakConn{c}, nil
 }
 
-type gorillaSoakConn struct{ c *websocket.Conn }
+// zSoakConn is a permessage-deflate client made of raw frames (Gale's
+// blocking client does not negotiate compression). It offers no context
+// takeover either way, compresses every message at level 1 with a fresh
+// stream, cuts a fragmented message's compressed bytes at the places its
+// cuts fall in proportion (RSV1 on the first frame only, pings between the
+// frames when asked), and inflates the server's compressed messages. A
+// reader goroutine and a writer may use it at once: it answers pings and
+// the server's Close from read, so writes are serialised.
+type zSoakConn struct {
+	conn net.Conn
+	br   *bufio.Reader
 
-func (g *gorillaSoakConn) send(m *soakMsg, p []byte, cuts []int, ping bool) error {
-	g.c.SetWriteDeadline(time.Now().Add(soakIOTimeout))
-	if cuts == nil {
-		return g.c.WriteMessage(int(m.op), p)
-	}
-	// gorilla flushes a frame each time its write buffer fills: pieces
-	// larger than the buffer end frames inside them, and a ping written
-	// between pieces goes out between those frames.
-	w, err := g.c.NextWriter(int(m.op))
+	wmu       sync.Mutex
+	closeSent bool
+	wbuf      []byte
+	fw        *flate.Writer
+	zbuf      bytes.Buffer
+
+	// Read side, owned by the reading goroutine.
+	rbuf []byte // the current frame's payload
+	msg  []byte // the message being reassembled
+	out  bytes.Buffer
+	fr   io.ReadCloser
+}
+
+func dialZSoak(ctx context.Context, rawURL string) (*zSoakConn, error) {
+	u, err := neturl.Parse(rawURL)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	prev := 0
-	for _, cut := range append(cuts, len(p)) {
-		if _, err := w.Write(p[prev:cut]); err != nil {
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*zSoakConn, error) { conn.Close(); return nil, err }
+	dl, _ := ctx.Deadline()
+	conn.SetDeadline(dl)
+	req := rawRequest("GET "+u.RequestURI()+" HTTP/1.1", "Host: "+u.Host,
+		"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+	if _, err := conn.Write([]byte(req)); err != nil {
+		return fail(err)
+	}
+	br := bufio.NewReaderSize(conn, 64<<10)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return fail(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != rawAccept {
+		return fail(fmt.Errorf("upgrade: %s %v", resp.Status, resp.Header))
+	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.HasPrefix(ext, "permessage-deflate") {
+		return fail(fmt.Errorf("permessage-deflate not negotiated: %q", ext))
+	}
+	conn.SetDeadline(time.Time{})
+	fw, _ := flate.NewWriter(nil, 1)
+	return &zSoakConn{conn: conn, br: br, fw: fw}, nil
+}
+
+// writeFrame sends one masked frame with a fresh key. After a Close only
+// the Close's own write goes out.
+func (z *zSoakConn) writeFrame(op codec.Opcode, rsv byte, fin bool, p []byte) error {
+	z.wmu.Lock()
+	defer z.wmu.Unlock()
+	return z.writeFrameLocked(op, rsv, fin, p)
+}
+
+func (z *zSoakConn) writeFrameLocked(op codec.Opcode, rsv byte, fin bool, p []byte) error {
+	if z.closeSent {
+		return ErrClosed
+	}
+	if op == codec.OpClose {
+		z.closeSent = true
+	}
+	var key [4]byte
+	binary.LittleEndian.PutUint32(key[:], rand.Uint32())
+	z.wbuf = codec.AppendFrame(z.wbuf[:0], codec.Header{Fin: fin, Rsv: rsv, Opcode: op, Masked: true, Mask: key}, p)
+	z.conn.SetWriteDeadline(time.Now().Add(soakIOTimeout))
+	_, err := z.conn.Write(z.wbuf)
+	return err
+}
+
+func (z *zSoakConn) send(m *soakMsg, p []byte, cuts []int, ping bool) error {
+	z.wmu.Lock()
+	defer z.wmu.Unlock()
+	z.zbuf.Reset()
+	z.fw.Reset(&z.zbuf)
+	z.fw.Write(p)
+	z.fw.Flush()
+	c := z.zbuf.Bytes()
+	if !bytes.HasSuffix(c, deflateTail) {
+		return fmt.Errorf("flush ended with % x", c[max(0, len(c)-4):])
+	}
+	c = c[:len(c)-4]
+	if cuts == nil {
+		return z.writeFrameLocked(m.op, codec.Rsv1, true, c)
+	}
+	op, rsv, prev := m.op, codec.Rsv1, 0
+	for _, cut := range cuts {
+		zc := max(prev, cut*len(c)/max(1, len(p)))
+		if err := z.writeFrameLocked(op, rsv, false, c[prev:zc]); err != nil {
 			return err
 		}
-		prev = cut
+		op, rsv, prev = codec.OpContinuation, 0, zc
 		if ping {
-			if err := g.c.WriteControl(websocket.PingMessage, []byte("between"), time.Now().Add(soakIOTimeout)); err != nil {
+			if err := z.writeFrameLocked(codec.OpPing, 0, true, []byte("between")); err != nil {
 				return err
 			}
 		}
 	}
-	return w.Close()
+	return z.writeFrameLocked(op, rsv, true, c[prev:])
 }
 
-func (g *gorillaSoakConn) read() (codec.Opcode, []byte, error) {
-	g.c.SetReadDeadline(time.Now().Add(soakIOTimeout))
-	mt, p, err := g.c.ReadMessage()
-	return codec.Opcode(mt), p, err
+// readFrame reads one server frame, which must be unmasked, into z.rbuf.
+func (z *zSoakConn) readFrame() (codec.Header, []byte, error) {
+	for n := 2; ; n++ {
+		b, err := z.br.Peek(n)
+		if err != nil {
+			return codec.Header{}, nil, err
+		}
+		h, hn, err := codec.DecodeFrameHeader(b)
+		if err == codec.ErrNeedMore {
+			continue
+		}
+		if err != nil {
+			return h, nil, err
+		}
+		if h.Masked {
+			return h, nil, errors.New("server frame is masked")
+		}
+		z.br.Discard(hn)
+		z.rbuf = slices.Grow(z.rbuf[:0], int(h.Length))[:h.Length]
+		_, err = io.ReadFull(z.br, z.rbuf)
+		return h, z.rbuf, err
+	}
 }
 
-func (g *gorillaSoakConn) closeClean() error {
-	return g.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(soakIOTimeout))
+// read returns the next message, inflated when it came compressed; the
+// payload is valid until the next read.
+func (z *zSoakConn) read() (codec.Opcode, []byte, error) {
+	z.conn.SetReadDeadline(time.Now().Add(soakIOTimeout))
+	var op codec.Opcode
+	compressed := false
+	z.msg = z.msg[:0]
+	for {
+		h, p, err := z.readFrame()
+		if err != nil {
+			return 0, nil, err
+		}
+		switch h.Opcode {
+		case codec.OpPing:
+			if err := z.writeFrame(codec.OpPong, 0, true, p); err != nil && err != ErrClosed {
+				return 0, nil, err
+			}
+			continue
+		case codec.OpPong:
+			continue
+		case codec.OpClose:
+			code, reason, err := codec.ParseClosePayload(p)
+			if err != nil {
+				return 0, nil, err
+			}
+			z.writeFrame(codec.OpClose, 0, true, codec.AppendClosePayload(nil, closeEchoCode(code), "")) // ErrClosed when we closed first
+			return 0, nil, &codec.CloseError{Code: code, Reason: string(reason)}
+		case codec.OpText, codec.OpBinary:
+			op, compressed = h.Opcode, h.Rsv&codec.Rsv1 != 0
+		}
+		z.msg = append(z.msg, p...)
+		if h.Fin {
+			break
+		}
+	}
+	if !compressed {
+		return op, z.msg, nil
+	}
+	src := io.MultiReader(bytes.NewReader(z.msg), bytes.NewReader(deflateTail))
+	if z.fr == nil {
+		z.fr = flate.NewReader(src)
+	} else {
+		z.fr.(flate.Resetter).Reset(src, nil)
+	}
+	z.out.Reset()
+	if _, err := z.out.ReadFrom(z.fr); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return 0, nil, fmt.Errorf("inflate: %w", err)
+	}
+	return op, z.out.Bytes(), nil
 }
 
-func (g *gorillaSoakConn) isClose1000(err error) bool {
-	return websocket.IsCloseError(err, websocket.CloseNormalClosure)
+func (z *zSoakConn) closeClean() error {
+	return z.writeFrame(codec.OpClose, 0, true, codec.AppendClosePayload(nil, 1000, ""))
 }
 
-func (g *gorillaSoakConn) netConn() net.Conn { return g.c.NetConn() }
+func (z *zSoakConn) isClose1000(err error) bool {
+	var ce *codec.CloseError
+	return errors.As(err, &ce) && ce.Code == 1000
+}
+
+func (z *zSoakConn) netConn() net.Conn { return z.conn }
 
 type galeSoakConn struct{ c *ClientConn }
 
@@ -617,7 +760,7 @@ func (s *soak) churner(id int, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, uint64(id)))
 	var buf []byte
 	for round := 0; !s.stopped(); round++ {
-		kind := soakKind(rng.IntN(3))
+		kind := soakKind(rng.IntN(2))
 		c, err := soakDial(s.url, kind)
 		if err != nil {
 			s.fail("churner %d round %d (%s): dial: %v", id, round, kind, err)

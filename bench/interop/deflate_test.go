@@ -1,4 +1,4 @@
-package engine
+package interop
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/galews/gale/codec"
+	"github.com/galews/gale/engine"
 )
 
 // permessage-deflate against Go peers: gorilla (no context takeover only)
@@ -97,7 +98,7 @@ func TestDeflateGoPeers(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				rec := newRecorder()
-				cfg := Config{Loops: 1, Compression: CompressionConfig{Enabled: true, ContextTakeover: takeover}}
+				cfg := engine.Config{Loops: 1, Compression: engine.CompressionConfig{Enabled: true, ContextTakeover: takeover}}
 				srv := startServer(t, rec, cfg)
 				c := pk.dial(t, wsURL(srv))
 				sc := recv(t, rec.opens, "OnOpen")
