@@ -79,9 +79,11 @@ type dialResult struct {
 // load generator open more connections than one has ports).
 //
 // Of opts, the fields for each dial apply as they do to Dial; the limits
-// are the Client's Config's for all its connections, so a non-zero
-// MaxMessageSize, MaxHeaderBytes or CloseTimeout that differs from it
-// fails with ErrDialOption.
+// and the compression are the Client's Config's for all its connections,
+// so a non-zero MaxMessageSize, MaxHeaderBytes, CloseTimeout or
+// Compression that differs from it fails with ErrDialOption. (A
+// Compression is compared with its zero Level and Threshold defaulted, as
+// the Config's are.)
 func (cl *Client) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, error) {
 	if opts == nil {
 		opts = &DialOptions{}
@@ -94,6 +96,8 @@ func (cl *Client) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 		return nil, fmt.Errorf("%w: MaxHeaderBytes %d (the Client's Config has %d)", ErrDialOption, opts.MaxHeaderBytes, cfg.MaxHeaderBytes)
 	case opts.CloseTimeout != 0 && opts.CloseTimeout != cfg.CloseTimeout:
 		return nil, fmt.Errorf("%w: CloseTimeout %v (the Client's Config has %v)", ErrDialOption, opts.CloseTimeout, cfg.CloseTimeout)
+	case opts.Compression != (CompressionConfig{}) && opts.Compression.withDefaults() != cfg.Compression:
+		return nil, fmt.Errorf("%w: Compression %+v (the Client's Config has %+v)", ErrDialOption, opts.Compression, cfg.Compression)
 	}
 	if opts.HandshakeTimeout > 0 {
 		var cancel context.CancelFunc

@@ -146,7 +146,8 @@ const (
 )
 
 // CompressionConfig configures permessage-deflate (RFC 7692): what the server
-// accepts of a client's offers, what the client offers, and how messages
+// accepts of a client's offers, what the clients offer (the event-loop
+// Client in its Config, the blocking Dial in DialOptions), and how messages
 // are compressed. Its zero value leaves compression off.
 type CompressionConfig struct {
 	// Enabled accepts (server) or offers (client) permessage-deflate.
@@ -158,8 +159,8 @@ type CompressionConfig struct {
 	// Threshold is the size below which a message is sent uncompressed:
 	// small messages gain little and cost a compressor. Default 128 bytes;
 	// 1 compresses every non-empty message. Messages sent with
-	// Conn.WriteMessageUncompressed, or as frames with Conn.WriteFrame,
-	// are never compressed.
+	// Conn.WriteMessageUncompressed, or as frames with Conn.WriteFrame or
+	// ClientConn.WriteFrame, are never compressed.
 	Threshold int
 	// ContextTakeover lets each side keep its LZ77 window from one message
 	// to the next, which compresses a stream of similar messages better but
@@ -167,7 +168,8 @@ type CompressionConfig struct {
 	// direction: the last 2^bits bytes sent and received (see
 	// MaxWindowBits), kept as dictionaries, so up to 32 KiB each way. The
 	// compressor and decompressor themselves are the loop's, never the
-	// connection's. Every compressed write also pays to prime a compressor
+	// connection's (a blocking ClientConn borrows them from a pool for
+	// each message). Every compressed write also pays to prime a compressor
 	// with that dictionary (about 20 µs for a full 32 KiB window, less for
 	// smaller ones). Writes from goroutines other than the loop's, and
 	// prepared messages, are compressed without the window. When false
@@ -213,11 +215,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.HandshakeTimeout < 0 || c.PingInterval < 0 || c.IdleTimeout < 0 || c.CloseTimeout < 0 {
 		errs = append(errs, errors.New("negative timeout or interval"))
 	}
-	if z := c.Compression; z.Level < 0 || z.Level > 9 || z.Threshold < 0 {
-		errs = append(errs, fmt.Errorf("Compression: Level %d not in 1..9 or negative Threshold", z.Level))
-	}
-	if b := c.Compression.MaxWindowBits; b != 0 && (b < 8 || b > 15) {
-		errs = append(errs, fmt.Errorf("Compression: MaxWindowBits %d not 0 or in 8..15", b))
+	if err := c.Compression.check(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.OutboundPolicy > OutboundReject {
 		errs = append(errs, fmt.Errorf("unknown OutboundPolicy %d", c.OutboundPolicy))
@@ -243,12 +242,30 @@ func (c Config) withDefaults() (Config, error) {
 	c.MaxOutbound = cmp.Or(c.MaxOutbound, DefaultMaxOutbound)
 	c.MemoryBudget = cmp.Or(c.MemoryBudget, DefaultMemoryBudget)
 	c.WorkerQueue = cmp.Or(c.WorkerQueue, DefaultWorkerQueue)
-	c.Compression.Level = cmp.Or(c.Compression.Level, DefaultCompressionLevel)
-	c.Compression.Threshold = cmp.Or(c.Compression.Threshold, DefaultCompressionThreshold)
+	c.Compression = c.Compression.withDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c, nil
+}
+
+// check returns an error for a value that cannot work.
+func (z CompressionConfig) check() error {
+	var errs []error
+	if z.Level < 0 || z.Level > 9 || z.Threshold < 0 {
+		errs = append(errs, fmt.Errorf("Compression: Level %d not in 1..9 or negative Threshold", z.Level))
+	}
+	if b := z.MaxWindowBits; b != 0 && (b < 8 || b > 15) {
+		errs = append(errs, fmt.Errorf("Compression: MaxWindowBits %d not 0 or in 8..15", b))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns z with its zero Level and Threshold defaulted.
+func (z CompressionConfig) withDefaults() CompressionConfig {
+	z.Level = cmp.Or(z.Level, DefaultCompressionLevel)
+	z.Threshold = cmp.Or(z.Threshold, DefaultCompressionThreshold)
+	return z
 }
 
 // serverOnly names the first field set that only a server uses, or "".

@@ -54,12 +54,18 @@ type deflateWindows struct {
 // server compresses under the server_* parameters and inflates under the
 // client_* ones, a client the other way round.
 func (c *Conn) enableDeflate(p codec.DeflateParams) {
-	z := &c.loop.srv.cfg.Compression
+	c.dfl = newDeflateState(p, &c.loop.srv.cfg.Compression, c.client)
+}
+
+// newDeflateState is the state in force for negotiated parameters p under
+// our config z; the event-loop connections and the blocking client share
+// it so that both roles read the parameters the same way.
+func newDeflateState(p codec.DeflateParams, z *CompressionConfig, client bool) deflateState {
 	ours, peers, ourBits, peerBits := p.ServerNoContextTakeover, p.ClientNoContextTakeover, p.ServerMaxWindowBits, p.ClientMaxWindowBits
-	if c.client {
+	if client {
 		ours, peers, ourBits, peerBits = p.ClientNoContextTakeover, p.ServerNoContextTakeover, p.ClientMaxWindowBits, p.ServerMaxWindowBits
 	}
-	c.dfl = deflateState{
+	return deflateState{
 		on:      true,
 		txReset: ours || !z.ContextTakeover,
 		rxReset: peers,
@@ -168,7 +174,29 @@ func (c *Conn) inflate() (*[]byte, error) {
 	src := &l.z.src
 	src.Reset(in)
 	fr := l.z.reader(src, dict)
-	out := l.z.getMsg(min(limit, max(8*len(in), 4096)))
+	out, err := inflateLimited(fr, src, l.z.getMsg(inflateHint(len(in), limit)), limit)
+	if err != nil {
+		l.z.putMsg(out)
+		return nil, err
+	}
+	if !c.dfl.rxReset {
+		x := c.extra()
+		x.win.rx = pushWindow(x.win.rx, *out, 1<<c.dfl.rxBits)
+	}
+	return out, nil
+}
+
+// inflateHint is the size of the first buffer to inflate n bytes into.
+func inflateHint(n, limit int) int { return min(limit, max(8*n, 4096)) }
+
+// inflateLimited reads fr, a decompressor of the message in src (its tail
+// put back), into out (from package pool), growing it through the pool
+// but never past limit bytes: one byte more fails with
+// codec.ErrMessageTooBig, so what a compression bomb costs is the limit,
+// not its inflated size. Data that does not inflate fails with
+// codec.ErrDeflateData. It returns the buffer holding the output, which
+// the caller gives back in either case.
+func inflateLimited(fr io.Reader, src *bytes.Reader, out *[]byte, limit int) (*[]byte, error) {
 	buf := (*out)[:min(cap(*out), limit)]
 	n := 0
 	var err error
@@ -185,7 +213,7 @@ func (c *Conn) inflate() (*[]byte, error) {
 				break
 			}
 			*out = buf
-			out = pool.Grow(out, min(2*n, limit))
+			out = pool.Grow(out, min(max(2*n, 4096), limit))
 			buf = (*out)[:min(cap(*out), limit)]
 		}
 		var m int
@@ -198,16 +226,10 @@ func (c *Conn) inflate() (*[]byte, error) {
 		// The usual end: the input stops after the sync flush's empty block.
 	case err == io.EOF && src.Len() <= len(deflateTail):
 		// A final block (BFINAL), which leaves our tail unread.
+	case err == codec.ErrMessageTooBig:
+		return out, err
 	default:
-		if err != codec.ErrMessageTooBig {
-			err = codec.ErrDeflateData
-		}
-		l.z.putMsg(out)
-		return nil, err
-	}
-	if !c.dfl.rxReset {
-		x := c.extra()
-		x.win.rx = pushWindow(x.win.rx, *out, 1<<c.dfl.rxBits)
+		return out, codec.ErrDeflateData
 	}
 	return out, nil
 }
@@ -431,14 +453,24 @@ func (z *CompressionConfig) offerValue() string {
 // when the server declined. For the client role.
 func (c *Conn) acceptDeflate(resp *codec.Response) error {
 	z := &c.loop.srv.cfg.Compression
+	p, ok, err := z.accept(resp)
+	if ok {
+		c.enableDeflate(p)
+	}
+	return err
+}
+
+// accept reads the server's answer to the offer z made (offerValue): the
+// parameters in force, ok false when the server declined (or z offered
+// nothing), and an error for an answer that names parameters we did not
+// offer or cannot honour. Both clients take their answer from here.
+func (z *CompressionConfig) accept(resp *codec.Response) (p codec.DeflateParams, ok bool, err error) {
 	ext := resp.Header("Sec-WebSocket-Extensions")
 	if !z.Enabled || len(ext) == 0 {
-		return nil
+		return p, false, nil
 	}
-	p, err := codec.ParseDeflateResponse(ext, z.offer())
-	if err != nil {
-		return err
+	if p, err = codec.ParseDeflateResponse(ext, z.offer()); err != nil {
+		return p, false, err
 	}
-	c.enableDeflate(p)
-	return nil
+	return p, true, nil
 }

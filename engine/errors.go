@@ -40,8 +40,9 @@ var (
 	// only; use Dial for wss://.
 	ErrClientTLS = errors.New("gale: the event-loop client does not do TLS (wss://); use Dial")
 	// ErrDialOption is returned by Client.Dial for a DialOptions limit
-	// (MaxMessageSize, MaxHeaderBytes, CloseTimeout) that differs from the
-	// Client's Config, which sets them for all its connections.
+	// (MaxMessageSize, MaxHeaderBytes, CloseTimeout) or Compression that
+	// differs from the Client's Config, which sets them for all its
+	// connections.
 	ErrDialOption = errors.New("gale: dial option conflicts with the Client's Config")
 	// ErrBadAddress is returned by Start for a listen address that is not
 	// host:port, tcp://host:port (tcp4://, tcp6://) or unix:///path.

@@ -28,6 +28,10 @@ const dialHelp = `Each input line is sent as a text message. Lines starting with
 At the end of input Gale sends Close 1000 and prints the code and reason it got back.
 When the server closes first, Gale prints its code and reason and exits at once.
 Every received frame is printed as: < OPCODE fin=BOOL len=N PAYLOAD
+With -compress, Gale offers permessage-deflate (RFC 7692) and says on connect
+whether the server accepted; typed messages are then sent compressed when that
+makes them smaller (/frames never), and a message that arrived compressed is
+printed whole and inflated, as one frame marked (compressed) after its length.
 Exit status: 0 after a 1000 close, 1 after another close code, 2 on errors.
 `
 
@@ -38,6 +42,7 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	origin := fs.String("origin", "", "Origin header to send")
 	protos := fs.String("protocols", "", "comma-separated subprotocols to offer")
 	timeout := fs.Duration("timeout", 10*time.Second, "connect and close-reply timeout")
+	compress := fs.Bool("compress", false, "offer permessage-deflate (RFC 7692), without context takeover")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: gale dial [flags] ws://host:port/path\n\n%s\nflags:\n", dialHelp)
 		fs.PrintDefaults()
@@ -53,6 +58,11 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return flagError(stderr, fs, "-timeout %v: must be positive", *timeout)
 	}
 	opts := &engine.DialOptions{Origin: *origin, HandshakeTimeout: *timeout, CloseTimeout: *timeout}
+	if *compress {
+		// Threshold 1: typed lines are short, and a tool for trying a
+		// server out should compress what it can.
+		opts.Compression = engine.CompressionConfig{Enabled: true, Threshold: 1}
+	}
 	if *protos != "" {
 		opts.Subprotocols = strings.Split(*protos, ",")
 	}
@@ -72,6 +82,12 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if p := c.Subprotocol(); p != "" {
 		printf(" (subprotocol %s)", p)
 	}
+	switch {
+	case c.Compression():
+		printf(" (permessage-deflate)")
+	case *compress:
+		printf(" (permessage-deflate declined by the server)")
+	}
 	printf("\n")
 
 	closed := make(chan *codec.CloseError, 1)
@@ -89,7 +105,11 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				readErr <- err
 				return
 			}
-			printf("< %v fin=%v len=%d%s\n", f.Opcode, f.Fin, len(f.Payload), preview(f))
+			z := ""
+			if f.Compressed {
+				z = " (compressed)"
+			}
+			printf("< %v fin=%v len=%d%s%s\n", f.Opcode, f.Fin, len(f.Payload), z, preview(f))
 		}
 	}()
 

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -220,5 +222,76 @@ func TestDialFlags(t *testing.T) {
 		if code := dial(tt.args, strings.NewReader(""), &out, &errb); code != 2 || !strings.Contains(errb.String(), tt.inStderr) {
 			t.Errorf("%v: exit %d, stderr %q", tt.args, code, errb.String())
 		}
+	}
+}
+
+// countingProxy forwards one TCP connection to target; sent reports the
+// bytes the client sent through it once the client has closed.
+func countingProxy(t *testing.T, target string) (addr string, sent func() int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	n := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		go io.Copy(c, s)
+		k, _ := io.Copy(s, c)
+		n <- k
+	}()
+	return ln.Addr().String(), func() int64 {
+		select {
+		case k := <-n:
+			return k
+		case <-time.After(5 * time.Second):
+			t.Fatal("the proxied connection is still open")
+			return 0
+		}
+	}
+}
+
+// TestDialCompress: gale dial -compress against gale serve -compress
+// negotiates permessage-deflate, says so, and echoes compressed messages
+// both ways: the server's echo is marked (compressed), and what the client
+// sent through a counting proxy is a fraction of the text typed.
+func TestDialCompress(t *testing.T) {
+	addr, sent := countingProxy(t, startEcho(t, "-compress"))
+	line := strings.Repeat(`{"room":"lobby","text":"hello, compressed world"} `, 40) // 2 KB, typed as one line
+	code, out, errs := runDial(t, 5*time.Second, "ws://"+addr+"/", line+"\nhi\n/frames a|b\n", true, "-compress")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	for _, want := range []string{
+		"connected to ws://" + addr + "/ (permessage-deflate)\n",
+		fmt.Sprintf("< Text fin=true len=%d (compressed) %q…\n", len(line), line[:64]),
+		`< Text fin=true len=2 "hi"` + "\n", // under the server's threshold: echoed plain
+		`< Text fin=true len=2 "ab"` + "\n",
+		`closed: 1000 ""` + "\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := sent(); n > int64(len(line))/4 {
+		t.Errorf("the client sent %d bytes for a %d-byte compressible line: not compressed", n, len(line))
+	} else {
+		t.Logf("the client sent %d bytes in all, for a %d-byte line and more", n, len(line))
+	}
+
+	// A server without -compress declines, and the session goes on plain.
+	code, out, errs = runDial(t, 5*time.Second, "ws://"+startEcho(t)+"/", "hello\n", true, "-compress")
+	if code != 0 || !strings.Contains(out, "(permessage-deflate declined by the server)\n") || !strings.Contains(out, `< Text fin=true len=5 "hello"`+"\n") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
 }
