@@ -29,25 +29,11 @@ func NewClient(h Handler, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	gcli, err := gnet.NewClient(&events{s: s},
-		gnet.WithMulticore(s.cfg.Loops > 1),
-		gnet.WithNumEventLoop(s.cfg.Loops),
-		gnet.WithReadBufferCap(s.cfg.ReadBufferCap),
-		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithLogger(gnetLogger{s.cfg.Logger}),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("gale: client: %w", err)
-	}
-	if s.cfg.Workers > 0 {
-		s.workers = newWorkerPool(s, s.cfg.Workers)
-	}
 	s.started.Store(true)
-	s.halt = func() { gcli.Stop() }
-	if err := gcli.Start(); err != nil {
+	if err := s.boot(); err != nil {
 		return nil, fmt.Errorf("gale: client: %w", err)
 	}
-	return &Client{s: s, gcli: gcli}, nil
+	return &Client{s: s, gcli: s.gcli}, nil
 }
 
 // dialing is a dial in progress: the request sent and where to report.
@@ -149,7 +135,7 @@ func (s *Server) openClient(gc gnet.Conn, d *dialing) ([]byte, gnet.Action) {
 // arrives and validates it. Loop only.
 func (c *Conn) readResponse() gnet.Action {
 	srv := c.loop.srv
-	p := c.peek(min(c.gc.InboundBuffered(), srv.cfg.MaxHeaderBytes+1))
+	p := c.peek(min(c.inbound(), srv.cfg.MaxHeaderBytes+1))
 	resp := &c.hs.resp
 	n, err := resp.Parse(p, srv.cfg.MaxHeaderBytes)
 	if err == codec.ErrNeedMore {
@@ -169,7 +155,7 @@ func (c *Conn) readResponse() gnet.Action {
 	if len(resp.Protocol) > 0 {
 		c.extra().subprotocol = string(resp.Protocol)
 	}
-	c.gc.Discard(n)
+	c.skip(n)
 	c.open()
 	d.done <- dialResult{conn: c}
 	if c.closing() {

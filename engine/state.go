@@ -47,7 +47,7 @@ const (
 // of both roles. Loop only.
 func (c *Conn) open() {
 	l := c.loop
-	c.releaseHandshake()
+	c.endHandshake()
 	c.state = stateOpen
 	l.stats.upgrades.Add(1)
 	c.lastRead, c.lastPing = l.stamp(), l.stamp()
