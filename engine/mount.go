@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -232,16 +233,27 @@ func (s *Server) refuse(w http.ResponseWriter, status int, body string, warn int
 // would write (raw, built by the codec): the same status, fields and body.
 func (s *Server) refuseWith(w http.ResponseWriter, raw []byte) {
 	s.mount.rejected.Add(1)
-	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), nil)
+	// Read with textproto, not http.ReadResponse, which would drop the
+	// Connection field (net/http honours its close token, and a 426 also
+	// lists Upgrade there).
+	br := bufio.NewReader(bytes.NewReader(raw))
+	tp := textproto.NewReader(br)
+	line, err := tp.ReadLine()
+	var status int
+	if err == nil {
+		_, err = fmt.Sscanf(line, "HTTP/1.1 %d", &status)
+	}
+	var fields textproto.MIMEHeader
+	if err == nil {
+		fields, err = tp.ReadMIMEHeader()
+	}
 	if err != nil { // the codec's own output: cannot happen
 		http.Error(w, "gale: internal error", http.StatusInternalServerError)
 		return
 	}
-	defer resp.Body.Close()
-	h := w.Header()
-	maps.Copy(h, resp.Header) // Connection: close among them, which net/http honours
-	w.WriteHeader(resp.StatusCode)
-	io.Copy(w, resp.Body)
+	maps.Copy(w.Header(), http.Header(fields))
+	w.WriteHeader(status)
+	io.Copy(w, br)
 }
 
 // refuseHijacked writes a refusal on a hijacked connection and closes it.
