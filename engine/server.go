@@ -13,6 +13,16 @@ import (
 )
 
 // Server is a WebSocket server running on gnet event loops.
+//
+// It takes connections two ways, separately or together: from its own
+// listener (Start, ListenAndServe), and as an http.Handler mounted on any
+// net/http server (ServeHTTP: mux.Handle("/ws", srv)). Both judge an
+// upgrade by the same rules and run the upgraded connection the same way,
+// on the loops, with no goroutine per connection. A mounted connection is
+// hijacked from net/http and its socket handed to a loop; plain TCP and
+// unix sockets only, so an https or HTTP/2 net/http server gets a clear
+// refusal instead (see ServeHTTP). The loops start with Start, Start("")
+// (no listener), or the first ServeHTTP; Shutdown stops both paths.
 type Server struct {
 	cfg    Config
 	h      Handler
