@@ -15,7 +15,7 @@ import (
 // any goroutine. Fields are owned by the connection's event loop unless
 // marked otherwise.
 type Conn struct {
-	gc   gnet.Conn
+	gc   gnet.Conn // gnet's connection, or a prefixed view of it (mount.go)
 	loop *loop
 
 	// Fields are grouped so that small ones share words: an idle server
@@ -41,11 +41,7 @@ type Conn struct {
 
 	dfl deflateState // permessage-deflate (deflate.go); zero when off
 
-	// hs is the handshake state while upgrading; on a connection mounted
-	// through ServeHTTP it also carries, until they are read, the bytes
-	// net/http had buffered behind the request (see inbound). nil once open
-	// otherwise, which is what the read path tests.
-	hs *handshake
+	hs *handshake // while upgrading
 
 	timer timerLink
 	// Wheel ticks, low 32 bits (differences are taken modulo 2³², so
@@ -166,65 +162,33 @@ func (c *Conn) checkState() codec.State {
 
 // The read side reaches the connection's inbound bytes only through
 // inbound, peek and skip. A connection mounted through ServeHTTP may start
-// with bytes net/http read from the socket before the hand-over (frames the
-// client sent right behind its request); gnet has no way to take them back,
-// so they wait in c.hs.prefix and are read before anything gnet holds. A
-// connection without them has c.hs == nil once open: the cost on the read
-// path is that one branch.
+// with bytes net/http read from the socket before the hand-over (frames
+// the client sent right behind its request); gnet cannot take them back,
+// so until they are read c.gc is a prefixed view (mount.go) that serves
+// them before gnet's own. The read path pays nothing for it: the interface
+// call it makes anyway is what dispatches to the view.
 
 // inbound returns how many bytes are there to read.
-func (c *Conn) inbound() int {
-	n := c.gc.InboundBuffered()
-	if c.hs != nil {
-		n += len(c.hs.prefix)
-	}
-	return n
-}
+func (c *Conn) inbound() int { return c.gc.InboundBuffered() }
 
 // peek returns the next n bytes, 0 < n <= inbound(), as gnet holds them (no
-// copy unless they straddle its ring buffer, or the prefix and gnet's
-// bytes). Valid until the matching skip.
+// copy unless they straddle its ring buffer). Valid until the matching
+// skip.
 func (c *Conn) peek(n int) []byte {
-	if c.hs != nil && len(c.hs.prefix) > 0 {
-		return c.peekPrefix(n)
-	}
 	p, _ := c.gc.Peek(n)
 	return p
 }
 
-// skip consumes n > 0 bytes.
-func (c *Conn) skip(n int) {
-	if c.hs != nil && len(c.hs.prefix) > 0 {
-		if n = c.skipPrefix(n); n == 0 {
-			return
-		}
-	}
-	c.gc.Discard(n)
-}
+// skip consumes n > 0 bytes (gnet's Discard(0) would drop them all).
+func (c *Conn) skip(n int) { c.gc.Discard(n) }
 
-// peekPrefix is peek with a prefix pending. Bytes that straddle the prefix
-// and gnet's buffer are copied: that happens at most a few times in a
-// connection's life, for the frame the prefix ends in.
-func (c *Conn) peekPrefix(n int) []byte {
-	p := c.hs.prefix
-	if n <= len(p) {
-		return p[:n]
+// socket returns gnet's own connection, for calls that need it rather than
+// the read view: gnet's EventLoop.Close asserts its concrete type.
+func (c *Conn) socket() gnet.Conn {
+	if p, ok := c.gc.(*prefixed); ok {
+		return p.Conn
 	}
-	rest, _ := c.gc.Peek(n - len(p))
-	return append(append(make([]byte, 0, n), p...), rest...)
-}
-
-// skipPrefix consumes up to n bytes of the prefix and returns how many are
-// left to consume from gnet. Once the prefix is read, the handshake state
-// that carried it goes back to its pool.
-func (c *Conn) skipPrefix(n int) int {
-	hs := c.hs
-	k := min(n, len(hs.prefix))
-	hs.prefix = hs.prefix[k:]
-	if len(hs.prefix) == 0 && c.state != stateHandshake {
-		c.releaseHandshake()
-	}
-	return n - k
+	return c.gc
 }
 
 // releaseQueue drops what other goroutines queued and the loop never

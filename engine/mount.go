@@ -11,7 +11,10 @@ import (
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"runtime"
+	"runtime/debug"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +34,7 @@ import (
 // policy, OnUpgrade and the negotiation are the shared judge, and the loop
 // sets the connection up with the shared accept (upgrade.go). Bytes
 // net/http read past the request (frames the client pipelined behind it)
-// travel with the socket and are read first (Conn.peek).
+// travel with the socket and are read first (prefixed).
 
 // Refusals that can only be explained, not fixed, by the client: logged
 // once each, since every such request would log the same line.
@@ -50,7 +53,29 @@ type mountState struct {
 	rejected atomic.Uint64 // refusals answered by ServeHTTP (Stats.Rejected)
 	shed     atomic.Uint64 // hijacked but not handed over (Stats.AcceptShed)
 	warned   [warnKinds]atomic.Bool
+
+	// After a burst of hand-overs (see handedOver).
+	handed   atomic.Uint64 // connections handed to the loops
+	watching atomic.Bool   // a quiet check is pending
+	mu       sync.Mutex
+	freedAt  uint64    // handed at the last release
+	freedOn  time.Time // when
 }
+
+// Garbage after a burst of hand-overs. Each hijack leaves net/http's state
+// for the connection behind as garbage (its two 4 KiB bufio buffers, the
+// request, the conn: 10 KiB and more, against the 1 KiB an idle connection
+// holds), so a burst of upgrades grows the heap to twice what the
+// connections keep, and the runtime holds that memory from the operating
+// system for as long as the server stays quiet. Once no hand-over came
+// for releaseQuiet after at least releaseHandOvers of them, the server
+// collects and returns the freed memory, as it does after a burst of
+// messages (limits.go), at most every releaseEvery. Under a steady stream
+// of upgrades nothing happens: the garbage is reused.
+const (
+	releaseQuiet     = 100 * time.Millisecond
+	releaseHandOvers = 1024 // about 10 MiB of net/http's garbage
+)
 
 // mounted is an upgrade ServeHTTP accepted, carried to the loop as the
 // gnet context of the handed-over socket.
@@ -194,7 +219,45 @@ func (s *Server) handOver(nc net.Conn, m *mounted) {
 		s.mount.shed.Add(1)
 		s.warnOnce(warnShed, "gale: ServeHTTP could not hand a connection to an event loop; it was closed (Stats.AcceptShed counts them)",
 			"err", err, "resource", isResourceErr(err))
+		return
 	}
+	s.handedOver()
+}
+
+// handedOver counts a hand-over and watches for the end of the burst.
+func (s *Server) handedOver() {
+	n := s.mount.handed.Add(1)
+	if s.mount.watching.CompareAndSwap(false, true) {
+		s.watchHandOvers(n)
+	}
+}
+
+// watchHandOvers checks after releaseQuiet whether hand-overs have stopped
+// since seen of them, and if so releases their garbage. One chain of
+// timers at a time (mount.watching), none while nothing is handed over.
+func (s *Server) watchHandOvers(seen uint64) {
+	time.AfterFunc(releaseQuiet, func() {
+		n := s.mount.handed.Load()
+		if n != seen {
+			s.watchHandOvers(n) // still coming
+			return
+		}
+		s.mount.watching.Store(false)
+		if s.mount.handed.Load() != n && s.mount.watching.CompareAndSwap(false, true) {
+			s.watchHandOvers(s.mount.handed.Load()) // one slipped in meanwhile
+			return
+		}
+		s.mount.mu.Lock()
+		release := n-s.mount.freedAt >= releaseHandOvers && time.Since(s.mount.freedOn) >= releaseEvery
+		if release {
+			s.mount.freedAt, s.mount.freedOn = n, time.Now()
+		}
+		s.mount.mu.Unlock()
+		if release {
+			runtime.GC() // a first cycle moves pooled buffers to the victim caches
+			debug.FreeOSMemory()
+		}
+	})
 }
 
 // openMounted is OnOpen for a socket from ServeHTTP: the connection is
@@ -206,9 +269,17 @@ func (s *Server) openMounted(gc gnet.Conn, m *mounted) ([]byte, gnet.Action) {
 	if s.stopping.Load() {
 		return nil, gnet.Close
 	}
+	// EnrollContext put m in the safe context too; a nil there costs what
+	// the listener's connections pay, m would be kept for the connection's
+	// life.
+	gc.SetSafeContext(nil)
 	c := &Conn{gc: gc, loop: l, raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
-	c.hs.mount, c.hs.prefix = m, m.prefix
+	c.hs.mount = m
 	gc.SetContext(c)
+	if len(m.prefix) > 0 {
+		c.gc = &prefixed{Conn: gc, c: c, prefix: m.prefix}
+		m.prefix = nil
+	}
 	s.register(l, c)
 	c.lastRead = l.stamp()
 	return nil, c.process()
@@ -219,6 +290,51 @@ func (c *Conn) acceptMounted(m *mounted) gnet.Action {
 	a := m.acc
 	a.key = m.key[:]
 	return c.accept(&a, 0)
+}
+
+// prefixed is a mounted connection's gnet.Conn while bytes net/http had
+// read past the request are pending: the read side's three calls see them
+// before gnet's own bytes, and once they are read the connection's c.gc is
+// gnet's again. Loop only, like every use of c.gc.
+type prefixed struct {
+	gnet.Conn
+	c      *Conn
+	prefix []byte
+}
+
+func (p *prefixed) InboundBuffered() int { return len(p.prefix) + p.Conn.InboundBuffered() }
+
+// Peek copies bytes that straddle the prefix and gnet's buffer: that
+// happens at most a few times in a connection's life, for the frame the
+// prefix ends in.
+func (p *prefixed) Peek(n int) ([]byte, error) {
+	if n > 0 && n <= len(p.prefix) {
+		return p.prefix[:n], nil
+	}
+	rest, err := p.Conn.Peek(n - len(p.prefix))
+	if err != nil {
+		return nil, err
+	}
+	return append(append(make([]byte, 0, len(p.prefix)+len(rest)), p.prefix...), rest...), nil
+}
+
+func (p *prefixed) Discard(n int) (int, error) {
+	if n <= 0 { // gnet's meaning: everything
+		p.c.gc = p.Conn
+		m, err := p.Conn.Discard(n)
+		return len(p.prefix) + m, err
+	}
+	k := min(n, len(p.prefix))
+	p.prefix = p.prefix[k:]
+	if len(p.prefix) > 0 {
+		return k, nil
+	}
+	p.c.gc = p.Conn
+	if n == k {
+		return k, nil
+	}
+	m, err := p.Conn.Discard(n - k)
+	return k + m, err
 }
 
 // refuse answers through w with Gale's plain-text refusal of status.

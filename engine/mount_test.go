@@ -153,8 +153,8 @@ type prefixProbe struct {
 
 func (p prefixProbe) OnOpen(c *Conn) {
 	n := 0
-	if c.hs != nil {
-		n = len(c.hs.prefix)
+	if v, ok := c.gc.(*prefixed); ok {
+		n = len(v.prefix)
 	}
 	offer(p.prefix, n)
 	p.recorder.OnOpen(c)
@@ -831,4 +831,55 @@ func TestMountChild(t *testing.T) {
 	io.Copy(io.Discard, os.Stdin)
 	hs.Close()
 	srv.Shutdown(context.Background())
+}
+
+// TestMountReleaseAfterBurst: once a burst of hand-overs is over, the
+// garbage net/http left behind is collected and returned to the operating
+// system, once; a few hand-overs do not trigger it.
+func TestMountReleaseAfterBurst(t *testing.T) {
+	srv, hs := mountServer(t, echo{}, Config{Loops: 2})
+	addr := hs.Listener.Addr()
+	freed := func() uint64 {
+		srv.mount.mu.Lock()
+		defer srv.mount.mu.Unlock()
+		return srv.mount.freedAt
+	}
+	var clients []net.Conn
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	for range 10 {
+		clients = append(clients, upgradeMount(t, addr))
+	}
+	time.Sleep(3 * releaseQuiet)
+	if n := freed(); n != 0 {
+		t.Fatalf("released after %d hand-overs, fewer than %d", n, releaseHandOvers)
+	}
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range releaseHandOvers / 8 {
+				c := upgradeMount(t, addr)
+				mu.Lock()
+				clients = append(clients, c)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	total := uint64(10 + releaseHandOvers/8*8)
+	pollUntil(t, "the release after the burst", func() bool { return freed() == total })
+	var after runtime.MemStats
+	pollUntil(t, "the forced collections", func() bool {
+		runtime.ReadMemStats(&after)
+		return after.NumForcedGC >= before.NumForcedGC+2 // runtime.GC, then FreeOSMemory's
+	})
+	t.Logf("after %d hand-overs: heap released to the OS %d → %d KiB", total, before.HeapReleased>>10, after.HeapReleased>>10)
 }

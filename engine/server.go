@@ -396,7 +396,7 @@ func (c *Conn) process() gnet.Action {
 // resume reads what a paused connection left in gnet's buffer. Loop only.
 func (c *Conn) resume() {
 	if c.process() == gnet.Close && c.state != stateClosed {
-		c.loop.el.Close(c.gc)
+		c.loop.el.Close(c.socket())
 	}
 }
 

@@ -47,7 +47,7 @@ const (
 // of both roles. Loop only.
 func (c *Conn) open() {
 	l := c.loop
-	c.endHandshake()
+	c.releaseHandshake()
 	c.state = stateOpen
 	l.stats.upgrades.Add(1)
 	c.lastRead, c.lastPing = l.stamp(), l.stamp()
@@ -109,7 +109,7 @@ func (c *Conn) abort(err error) {
 		c.wantClose = true
 		return
 	}
-	c.loop.el.Close(c.gc)
+	c.loop.el.Close(c.socket())
 }
 
 // closing reports whether the socket is closed or about to be, so reading

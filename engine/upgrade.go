@@ -52,10 +52,8 @@ type handshake struct {
 	dial *dialing
 
 	// A connection handed over by ServeHTTP (mount.go): the upgrade it
-	// accepted, and the bytes net/http had buffered behind the request,
-	// which the read side consumes first (Conn.peek).
-	mount  *mounted
-	prefix []byte
+	// accepted.
+	mount *mounted
 }
 
 var handshakes = sync.Pool{New: func() any { return new(handshake) }}
@@ -66,23 +64,10 @@ func (c *Conn) releaseHandshake() {
 		c.hs.ur = UpgradeRequest{}
 		c.hs.resp.Reset()
 		c.hs.dial = nil
-		c.hs.mount, c.hs.prefix = nil, nil
+		c.hs.mount = nil
 		handshakes.Put(c.hs)
 		c.hs = nil
 	}
-}
-
-// endHandshake lets go of the handshake state at the upgrade, but for the
-// bytes net/http buffered on a mounted connection, which the read side has
-// yet to see: hs carries them until they are read (Conn.skipPrefix).
-func (c *Conn) endHandshake() {
-	if hs := c.hs; hs != nil && len(hs.prefix) > 0 {
-		hs.req.Reset()
-		hs.ur = UpgradeRequest{}
-		hs.mount = nil
-		return
-	}
-	c.releaseHandshake()
 }
 
 // readHandshake parses the request head as it arrives and answers it.
