@@ -68,7 +68,7 @@ func barChart(dir string, rep *report, sc scenario, metric, title string, val fu
 	for _, impl := range rep.Params.Impls {
 		s, ok := find(rep.Summary, sc.Name, impl)
 		v := val(s)
-		if !ok || math.IsNaN(v) {
+		if !ok || !sc.runs(impl) || math.IsNaN(v) {
 			continue
 		}
 		c := peerColor

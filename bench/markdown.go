@@ -97,7 +97,10 @@ then `+"`gale bench echo -url ws://127.0.0.1:8080/ -conns 100 -size 64 -pid <ser
   `+"`WriteMessage`"+`); gws's `+"`Server`"+` with an `+"`OnMessage`"+` that echoes and releases the message;
   nbio's `+"`nbhttp.Engine`"+` (non-blocking pollers) with an `+"`Upgrader`"+`; gobwas's zero-copy
   `+"`ws.Upgrade`"+` on the raw connection with `+"`wsutil.ReadClientData`"+` / `+"`WriteServerMessage`"+` in a
-  goroutine per connection. Messages capped at 16 MiB everywhere; no Origin sent. Library defaults
+  goroutine per connection. **gale-http** is the same gale server mounted on a net/http server
+  (`+"`mux.Handle(\"/ws\", srv)`"+` beside another route; `+"`Server.ServeHTTP`"+` judges the upgrade, hijacks
+  the connection and hands its socket to gale's loops), run in the handshake and idle scenarios only and
+  compared with gale. Messages capped at 16 MiB everywhere; no Origin sent. Library defaults
   otherwise (GOMAXPROCS = all CPUs; gale runs one loop per CPU). Gale, nbio and gobwas (wsutil)
   validate UTF-8 in text messages; gorilla and gws (by default) do not.
 - **Compression** (`+"`-compress`"+`, scenario echo1k-deflate): permessage-deflate on where the library has it —

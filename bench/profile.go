@@ -42,7 +42,7 @@ func behind(sums []summary, sc scenario) string {
 	}
 	var why []string
 	for _, s := range sums {
-		if s.Scenario != sc.Name || s.Impl == "gale" || s.Runs == 0 {
+		if s.Scenario != sc.Name || !isPeer(s.Impl) || s.Runs == 0 {
 			continue
 		}
 		if s.Rate.Med > gale.Rate.Med {

@@ -188,7 +188,7 @@ func verdicts(sums []summary) []verdict {
 func aheadOfPeers(sums []summary, name string, gale summary) string {
 	best, bestImpl := 0.0, ""
 	for _, s := range sums {
-		if s.Scenario == name && s.Impl != "gale" && s.Runs > 0 && s.Rate.Med > best {
+		if s.Scenario == name && isPeer(s.Impl) && s.Runs > 0 && s.Rate.Med > best {
 			best, bestImpl = s.Rate.Med, s.Impl
 		}
 	}
@@ -277,6 +277,9 @@ func writeTables(w io.Writer, sums []summary, names, impls []string, charts bool
 			fmt.Fprintf(w, "| server | %s | min–max | × gorilla | MB/s | p50 µs | p90 µs | p99 µs | max µs | server CPU µs/%s | min–max | × gorilla | server RSS MiB | server CPU %% | load gen CPU %% | others CPU %% | errors |\n", unit, op)
 			fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 			for _, impl := range impls {
+				if !sc.runs(impl) {
+					continue
+				}
 				s, _ := find(sums, name, impl)
 				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 					implCell(s), num(s.Rate.med()), span(s.Rate), ratio(s.Rate.med(), base.Rate.med()), num(s.MBps.med()),
@@ -288,6 +291,9 @@ func writeTables(w io.Writer, sums []summary, names, impls []string, charts bool
 			fmt.Fprintln(w, "| server | handshakes/s | min–max | × gorilla | p50 µs | p99 µs | server CPU µs/handshake | min–max | × gorilla | server CPU % | load gen CPU % | others CPU % | errors |")
 			fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 			for _, impl := range impls {
+				if !sc.runs(impl) {
+					continue
+				}
 				s, _ := find(sums, name, impl)
 				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 					implCell(s), num(s.Rate.med()), span(s.Rate), ratio(s.Rate.med(), base.Rate.med()),
@@ -299,6 +305,9 @@ func writeTables(w io.Writer, sums []summary, names, impls []string, charts bool
 			fmt.Fprintln(w, "| server | held | alive after | RSS before MiB | RSS after MiB | KiB/conn | min–max | × gorilla | idle CPU ms | errors |")
 			fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 			for _, impl := range impls {
+				if !sc.runs(impl) {
+					continue
+				}
 				s, _ := find(sums, name, impl)
 				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 					implCell(s), num(s.Held.med()), num(s.Alive.med()), num(s.RSSBefore.med()), num(s.RSSAfter.med()),
@@ -307,6 +316,7 @@ func writeTables(w io.Writer, sums []summary, names, impls []string, charts bool
 			}
 		}
 		fmt.Fprintln(w)
+		writeVariants(w, sums, sc, impls)
 		if charts {
 			if sc.Kind == kindIdle {
 				fmt.Fprintf(w, "![%s: RSS per connection](%s)\n\n", sc.Name, chartFile(sc.Name, "rss"))
@@ -314,6 +324,25 @@ func writeTables(w io.Writer, sums []summary, names, impls []string, charts bool
 				fmt.Fprintf(w, "![%s: rate](%s) ![%s: server CPU per operation](%s)\n\n",
 					sc.Name, chartFile(sc.Name, "rate"), sc.Name, chartFile(sc.Name, "cpu"))
 			}
+		}
+	}
+}
+
+// writeVariants compares each variant in sc with the server it varies.
+func writeVariants(w io.Writer, sums []summary, sc scenario, impls []string) {
+	for _, impl := range impls {
+		of, ok := variants[impl]
+		if !ok || !sc.runs(impl) {
+			continue
+		}
+		v, _ := find(sums, sc.Name, impl)
+		base, _ := find(sums, sc.Name, of)
+		switch sc.Kind {
+		case kindIdle:
+			fmt.Fprintf(w, "%s against %s: KiB/conn %s.\n\n", impl, of, ratio(v.KiBPerConn.med(), base.KiBPerConn.med()))
+		default:
+			fmt.Fprintf(w, "%s against %s: rate %s, server CPU per operation %s.\n\n", impl, of,
+				ratio(v.Rate.med(), base.Rate.med()), ratio(v.CPUPerOp.med(), base.CPUPerOp.med()))
 		}
 	}
 }
@@ -396,6 +425,9 @@ func writeSweep(w io.Writer, rep *report, charts bool) {
 	fmt.Fprintln(w, head)
 	fmt.Fprintln(w, rule)
 	for _, impl := range rep.Params.Impls {
+		if !pts[0].runs(impl) {
+			continue
+		}
 		s0, _ := find(rep.Summary, pts[0].Name, impl)
 		row := "| " + implCell(s0) + " |"
 		for _, sc := range pts {

@@ -77,3 +77,42 @@ func TestCharts(t *testing.T) {
 		}
 	}
 }
+
+// TestVariants: gale-http runs only where a scenario lists it, is left out
+// of the other tables, is not counted as a peer, and is compared with gale.
+func TestVariants(t *testing.T) {
+	hs, _ := scenarioByName("handshake")
+	idle, _ := scenarioByName("idle")
+	echo, _ := scenarioByName("echo1k")
+	if !hs.runs("gale-http") || !idle.runs("gale-http") || echo.runs("gale-http") || !echo.runs("gorilla") {
+		t.Fatal("gale-http must run in handshake and idle only")
+	}
+	if isPeer("gale-http") || isPeer("gale") || !isPeer("gorilla") {
+		t.Fatal("isPeer")
+	}
+	impls := []string{"gale", "gale-http", "gorilla"}
+	var sums []summary
+	for i, impl := range impls {
+		sums = append(sums,
+			summary{Scenario: "idle", Impl: impl, Runs: 1, KiBPerConn: stat{N: 1, Med: 1 + float64(i)/10}},
+			summary{Scenario: "handshake", Impl: impl, Runs: 1, Rate: stat{N: 1, Med: 1000 - 100*float64(i)}, CPUPerOp: stat{N: 1, Med: 100 + 10*float64(i)}})
+		if impl != "gale-http" {
+			sums = append(sums, summary{Scenario: "echo1k", Impl: impl, Runs: 1, Rate: stat{N: 1, Med: 1000}})
+		}
+	}
+	var b bytes.Buffer
+	writeTables(&b, sums, []string{"echo1k", "handshake", "idle"}, impls, false)
+	out := b.String()
+	echoTable, rest, _ := strings.Cut(out, "### handshake")
+	if strings.Contains(echoTable, "gale-http") {
+		t.Errorf("gale-http in the echo table:\n%s", echoTable)
+	}
+	for _, want := range []string{"| gale-http |", "gale-http against gale: rate 0.90x, server CPU per operation 1.10x", "gale-http against gale: KiB/conn 1.10x"} {
+		if !strings.Contains(rest, want) {
+			t.Errorf("missing %q in:\n%s", want, rest)
+		}
+	}
+	if got := aheadOfPeers(sums, "handshake", sums[1]); strings.Contains(got, "gale") {
+		t.Errorf("aheadOfPeers counts a variant: %q", got)
+	}
+}

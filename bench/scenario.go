@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,8 @@ type scenario struct {
 	Sweep    string // connections-sweep group this point belongs to
 	// Skip are servers left out of this scenario, with the reason in Note.
 	Skip []string
+	// With are the variants (see variants) run in this scenario.
+	With []string
 	Note string
 
 	// Target is the project's bar for Gale, nil when it has none here.
@@ -67,13 +70,40 @@ var scenarios = []scenario{
 	{Name: "broadcast", Title: "Broadcast of 1 KiB to 10,000 connections, one at a time (deliveries/s)", Kind: kindBroadcast,
 		Conns: 10000, Size: 1 << 10, Depth: 1},
 	{Name: "handshake", Title: "Connection setup (dial, upgrade, Close both ways, server FIN), 64 at a time", Kind: kindHandshake,
-		Workers: 64, Target: &target{Metric: "rate", Min: 1.25}},
+		Workers: 64, Target: &target{Metric: "rate", Min: 1.25}, With: []string{"gale-http"}},
 	{Name: "idle", Title: "Idle upgraded connections in one server process", Kind: kindIdle,
-		Conns: 18000, Target: &target{Metric: "kib", Max: 0.8, Absolute: true}},
+		Conns: 18000, Target: &target{Metric: "kib", Max: 0.8, Absolute: true}, With: []string{"gale-http"}},
 	{Name: "sweep5k", Title: "Echo 1 KiB binary, 5,000 connections, 1 in flight each (connections sweep)", Kind: kindEcho,
 		Conns: 5000, Size: 1 << 10, Depth: 1, Sweep: "echo1k"},
 	{Name: "sweep15k", Title: "Echo 1 KiB binary, 15,000 connections, 1 in flight each (connections sweep)", Kind: kindEcho,
 		Conns: 15000, Size: 1 << 10, Depth: 1, Sweep: "echo1k"},
+}
+
+// variants are Gale run another way, each mapped to the server it varies:
+// gale-http is Gale mounted on a net/http server (Server.ServeHTTP). A
+// variant runs only in the scenarios that list it in With, where what it
+// changes shows (the upgrade path, the idle cost), and is compared with
+// the server it varies rather than counted as a peer.
+var variants = map[string]string{"gale-http": "gale"}
+
+// wsPath is the URL path a server takes upgrades on, when not "/".
+var wsPath = map[string]string{"gale-http": "/ws"}
+
+// runs reports whether impl runs in sc.
+func (sc scenario) runs(impl string) bool {
+	if slices.Contains(sc.Skip, impl) {
+		return false
+	}
+	if _, ok := variants[impl]; ok {
+		return slices.Contains(sc.With, impl)
+	}
+	return true
+}
+
+// isPeer reports whether impl is another library, not Gale or a variant.
+func isPeer(impl string) bool {
+	_, variant := variants[impl]
+	return impl != "gale" && !variant
 }
 
 func scenarioByName(name string) (scenario, bool) {
@@ -200,7 +230,11 @@ type benchOut struct {
 
 // galeBench runs gale bench for sc against srv and fills r from its JSON.
 func galeBench(ctx context.Context, o *options, sc scenario, srv *server, r *run) {
-	url := "ws://" + srv.addr + "/"
+	path := wsPath[r.Impl]
+	if path == "" {
+		path = "/"
+	}
+	url := "ws://" + srv.addr + path
 	args := []string{"bench"}
 	common := []string{"-url", url, "-json", "-pid", strconv.Itoa(srv.pid)}
 	dur := o.duration.String()

@@ -37,25 +37,11 @@ func NewClient(h Handler, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	gcli, err := gnet.NewClient(&events{s: s},
-		gnet.WithMulticore(s.cfg.Loops > 1),
-		gnet.WithNumEventLoop(s.cfg.Loops),
-		gnet.WithReadBufferCap(s.cfg.ReadBufferCap),
-		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithLogger(gnetLogger{s.cfg.Logger}),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("gale: client: %w", err)
-	}
-	if s.cfg.Workers > 0 {
-		s.workers = newWorkerPool(s, s.cfg.Workers)
-	}
 	s.started.Store(true)
-	s.halt = func() { gcli.Stop() }
-	if err := gcli.Start(); err != nil {
+	if err := s.boot(); err != nil {
 		return nil, fmt.Errorf("gale: client: %w", err)
 	}
-	cl := &Client{s: s, gcli: gcli}
+	cl := &Client{s: s, gcli: s.gcli}
 	s.client = cl
 	return cl, nil
 }
@@ -173,6 +159,9 @@ func (s *Server) openClient(gc gnet.Conn, d *dialing) ([]byte, gnet.Action) {
 	}
 	c := &Conn{gc: gc, loop: l, client: true, laddr: gc.LocalAddr(), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
 	c.hs.dial = d
+	// EnrollContext put d in gnet's safe context too, which would keep the
+	// dial's request for the connection's life.
+	gc.SetSafeContext(nil)
 	gc.SetContext(c)
 	s.register(l, c)
 	return codec.AppendClientRequest(nil, &d.req, d.key[:]), gnet.None
@@ -182,7 +171,7 @@ func (s *Server) openClient(gc gnet.Conn, d *dialing) ([]byte, gnet.Action) {
 // arrives and validates it. Loop only.
 func (c *Conn) readResponse() gnet.Action {
 	srv := c.loop.srv
-	p := c.peek(min(c.gc.InboundBuffered(), srv.cfg.MaxHeaderBytes+1))
+	p := c.peek(min(c.inbound(), srv.cfg.MaxHeaderBytes+1))
 	resp := &c.hs.resp
 	n, err := resp.Parse(p, srv.cfg.MaxHeaderBytes)
 	if err == codec.ErrNeedMore {
@@ -202,7 +191,7 @@ func (c *Conn) readResponse() gnet.Action {
 	if len(resp.Protocol) > 0 {
 		c.extra().subprotocol = string(resp.Protocol)
 	}
-	c.gc.Discard(n)
+	c.skip(n)
 	c.open()
 	d.done <- dialResult{conn: c}
 	if c.closing() {

@@ -88,12 +88,15 @@ type Config struct {
 	// CheckOrigin is nil, the same-host policy applies: no Origin, or an
 	// Origin whose host equals the Host header.
 	AllowedOrigins []string
-	// CheckOrigin, when set, decides the origin policy instead.
+	// CheckOrigin, when set, decides the origin policy instead. It runs
+	// where OnUpgrade does.
 	CheckOrigin func(r *UpgradeRequest) bool
 	// OnUpgrade, when set, sees each valid upgrade request before the 101 is
 	// sent. It may set r.Subprotocol, r.ResponseHeader and r.UserData, and refuse the
 	// upgrade by returning an error: a *Reject chooses the status, headers
-	// and body; any other error answers 403. It runs on the event loop.
+	// and body; any other error answers 403. It runs on the event loop for
+	// Gale's own listener, so it must not block; for a request through
+	// Server.ServeHTTP it runs on net/http's goroutine for the request.
 	OnUpgrade func(r *UpgradeRequest) error
 	// KeepRequest keeps the upgrade request's path and query on each
 	// connection (Conn.Request), with the header fields named in
@@ -107,7 +110,9 @@ type Config struct {
 	// Fallback, when set, answers plain HTTP requests (no upgrade), e.g. a
 	// health check or a test page; otherwise they get 426 Upgrade Required.
 	// It runs on the event loop; the request body is not read, and the
-	// connection is closed after the response.
+	// connection is closed after the response. A plain request that reaches
+	// Server.ServeHTTP goes to it as well, with net/http's own request and
+	// ResponseWriter, on net/http's goroutine.
 	Fallback http.Handler
 
 	// Compression configures permessage-deflate (RFC 7692). The zero value

@@ -15,7 +15,7 @@ import (
 // any goroutine. Fields are owned by the connection's event loop unless
 // marked otherwise.
 type Conn struct {
-	gc   gnet.Conn
+	gc   gnet.Conn // gnet's connection, or a prefixed view of it (mount.go)
 	loop *loop
 
 	// Fields are grouped so that small ones share words: an idle server
@@ -209,11 +209,35 @@ func (c *Conn) checkState() codec.State {
 	return s
 }
 
-// peek returns the next n bytes, n > 0, as gnet holds them (no copy unless
-// they straddle its ring buffer). Valid until the matching discard.
+// The read side reaches the connection's inbound bytes only through
+// inbound, peek and skip. A connection mounted through ServeHTTP may start
+// with bytes net/http read from the socket before the hand-over (frames
+// the client sent right behind its request); gnet cannot take them back,
+// so until they are read c.gc is a prefixed view (mount.go) that serves
+// them before gnet's own. The read path pays nothing for it: the interface
+// call it makes anyway is what dispatches to the view.
+
+// inbound returns how many bytes are there to read.
+func (c *Conn) inbound() int { return c.gc.InboundBuffered() }
+
+// peek returns the next n bytes, 0 < n <= inbound(), as gnet holds them (no
+// copy unless they straddle its ring buffer). Valid until the matching
+// skip.
 func (c *Conn) peek(n int) []byte {
 	p, _ := c.gc.Peek(n)
 	return p
+}
+
+// skip consumes n > 0 bytes (gnet's Discard(0) would drop them all).
+func (c *Conn) skip(n int) { c.gc.Discard(n) }
+
+// socket returns gnet's own connection, for calls that need it rather than
+// the read view: gnet's EventLoop.Close asserts its concrete type.
+func (c *Conn) socket() gnet.Conn {
+	if p, ok := c.gc.(*prefixed); ok {
+		return p.Conn
+	}
+	return c.gc
 }
 
 // releaseQueue drops what other goroutines queued and the loop never

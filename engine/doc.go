@@ -13,5 +13,10 @@
 // call from any goroutine; inside a callback writes go straight to the
 // socket, elsewhere they are queued and flushed by the loop in order.
 //
+// A Server listens itself (Server.Start) or is mounted on a net/http server
+// as an http.Handler (Server.ServeHTTP), or both: a mounted upgrade is
+// judged by the same rules, then its connection is hijacked and the socket
+// handed to the event loops, leaving no goroutine behind.
+//
 // See docs/architecture.md for the design.
 package engine

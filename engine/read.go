@@ -23,7 +23,7 @@ func (c *Conn) readFrames() gnet.Action {
 		if c.paused != 0 {
 			return gnet.None // read backpressure (limits.go): the bytes wait in gnet
 		}
-		avail := int64(c.gc.InboundBuffered())
+		avail := int64(c.inbound())
 		if !c.inFrame {
 			n, more := c.readHeader(avail)
 			if !more {
@@ -74,7 +74,7 @@ func (c *Conn) readHeader(avail int64) (int, bool) {
 		c.fail(err)
 		return 0, false
 	}
-	c.gc.Discard(n)
+	c.skip(n)
 	c.h, c.maskPos, c.inFrame = h, 0, true
 	if h.Opcode == codec.OpText || h.Opcode == codec.OpBinary {
 		c.msgOp, c.msgLen = h.Opcode, 0
@@ -84,8 +84,8 @@ func (c *Conn) readHeader(avail int64) (int, bool) {
 	return n, true
 }
 
-// payload returns the current frame's next n bytes, unmasked in place, as
-// gnet holds them; valid until the matching discard.
+// payload returns the current frame's next n bytes, unmasked in place,
+// where they are held (see peek); valid until the matching discard.
 func (c *Conn) payload(n int) []byte {
 	if n == 0 {
 		return nil
@@ -101,7 +101,7 @@ func (c *Conn) payload(n int) []byte {
 // everything, and a closed connection has nothing left to drop.
 func (c *Conn) discard(n int) {
 	if n > 0 && c.state != stateClosed {
-		c.gc.Discard(n)
+		c.skip(n)
 	}
 }
 
@@ -165,7 +165,7 @@ func (c *Conn) readPartial(avail int64) bool {
 			return false
 		}
 		c.appendMsg(p)
-		c.gc.Discard(int(k))
+		c.skip(int(k))
 		c.h.Length -= k
 		c.msgLen += k
 		if c.h.Length > 0 {

@@ -13,6 +13,16 @@ import (
 )
 
 // Server is a WebSocket server running on gnet event loops.
+//
+// It takes connections two ways, separately or together: from its own
+// listener (Start, ListenAndServe), and as an http.Handler mounted on any
+// net/http server (ServeHTTP: mux.Handle("/ws", srv)). Both judge an
+// upgrade by the same rules and run the upgraded connection the same way,
+// on the loops, with no goroutine per connection. A mounted connection is
+// hijacked from net/http and its socket handed to a loop; plain TCP and
+// unix sockets only, so an https or HTTP/2 net/http server gets a clear
+// refusal instead (see ServeHTTP). The loops start with Start, Start("")
+// (no listener), or the first ServeHTTP; Shutdown stops both paths.
 type Server struct {
 	cfg    Config
 	h      Handler
@@ -25,11 +35,22 @@ type Server struct {
 	mu    sync.Mutex
 	loops []*loop
 
-	acc      atomic.Pointer[acceptor] // nil for the event-loop client
+	acc      atomic.Pointer[acceptor] // nil without a listener
 	client   *Client                  // the event-loop client this machinery serves, if it does
 	addr     net.Addr
-	started  atomic.Bool
+	started  atomic.Bool // Start was called
+	live     atomic.Bool // the loops run: gcli is set
 	stopping atomic.Bool
+	// bootMu orders booting the loops and installing a listener against
+	// Shutdown, so neither can slip in behind a drain.
+	bootMu sync.Mutex
+	gcli   *gnet.Client // the loops; set once, before live
+	// handing is read-held by every ServeHTTP hand-over: Shutdown takes it
+	// once to wait them out before stopping the loops, which would strand
+	// a hand-over waiting for a loop that no longer runs.
+	handing sync.RWMutex
+	mount   mountState // mount.go
+
 	booted   chan struct{}
 	done     chan struct{}
 	serveErr error
@@ -72,7 +93,8 @@ func NewServer(h Handler, cfg Config) (*Server, error) {
 
 // ListenAndServe listens on addr and serves until Shutdown. addr is
 // "host:port" or "tcp://host:port" for TCP, "unix:///path" for a unix
-// socket. It returns nil after a Shutdown.
+// socket, or "" for no listener (the server then takes connections only
+// through ServeHTTP). It returns nil after a Shutdown.
 func (s *Server) ListenAndServe(addr string) error {
 	if err := s.Start(addr); err != nil {
 		return err
@@ -82,7 +104,9 @@ func (s *Server) ListenAndServe(addr string) error {
 }
 
 // Start listens on addr (as in ListenAndServe) and serves in the
-// background; it returns once the server accepts connections.
+// background; it returns once the server accepts connections. Start("")
+// starts the event loops without a listener, for a server used only
+// through ServeHTTP (which otherwise starts them on its first request).
 //
 // When the process runs out of file descriptors (or the kernel of socket
 // memory), accepting pauses, backing off from 5 ms to 1 s, and resumes
@@ -93,9 +117,41 @@ func (s *Server) Start(addr string) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("gale: server already started")
 	}
+	if addr == "" {
+		return s.boot()
+	}
 	ln, err := listen(addr)
 	if err != nil {
 		return err
+	}
+	s.bootMu.Lock()
+	defer s.bootMu.Unlock()
+	if err := s.bootLocked(); err != nil {
+		ln.Close()
+		return err
+	}
+	acc := newAcceptor(s, ln, s.gcli)
+	s.addr = ln.Addr()
+	s.acc.Store(acc) // under bootMu: a Shutdown from now on stops it
+	go acc.run()
+	return nil
+}
+
+// boot starts the event loops once: from Start, the first ServeHTTP or
+// NewClient. The loops run without a listener of their own; sockets come
+// to them by hand-over (accept.go, mount.go, client.go).
+func (s *Server) boot() error {
+	s.bootMu.Lock()
+	defer s.bootMu.Unlock()
+	return s.bootLocked()
+}
+
+func (s *Server) bootLocked() error {
+	if s.live.Load() {
+		return nil
+	}
+	if s.stopping.Load() {
+		return ErrServerClosed
 	}
 	gcli, err := gnet.NewClient(&events{s: s},
 		gnet.WithMulticore(s.cfg.Loops > 1),
@@ -103,18 +159,20 @@ func (s *Server) Start(addr string) error {
 		gnet.WithReadBufferCap(s.cfg.ReadBufferCap),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogger(gnetLogger{s.cfg.Logger}),
+		// Hand-overs come from many goroutines at once (the accept
+		// goroutine, Dial callers, every ServeHTTP), and round-robin's
+		// next() bumps an unguarded index; least-connections only reads
+		// atomic counts. gnet v2.10's Client picks it whatever the option
+		// says; the option keeps that true should it start to listen.
+		gnet.WithLoadBalancing(gnet.LeastConnections),
 	)
 	if err != nil {
-		ln.Close()
 		return fmt.Errorf("gale: %w", err)
 	}
 	if s.cfg.Workers > 0 {
 		s.workers = newWorkerPool(s, s.cfg.Workers)
 	}
-	// Set before the loops boot: Shutdown and Addr read them once booted.
-	acc := newAcceptor(s, ln, gcli)
-	s.acc.Store(acc)
-	s.addr = ln.Addr()
+	s.gcli = gcli
 	s.halt = func() {
 		err := gcli.Stop()
 		if err != nil && !errors.Is(err, context.Canceled) {
@@ -123,13 +181,17 @@ func (s *Server) Start(addr string) error {
 		close(s.done)
 	}
 	if err := gcli.Start(); err != nil {
-		close(acc.done)
-		ln.Close()
+		// Nothing can be served: the server is as if shut down.
+		s.stopping.Store(true)
+		close(s.stopTick)
+		if s.workers != nil {
+			s.workers.stop()
+		}
 		s.serveErr = err
 		close(s.done)
 		return fmt.Errorf("gale: %w", err)
 	}
-	go acc.run()
+	s.live.Store(true)
 	return nil
 }
 
@@ -137,28 +199,33 @@ func (s *Server) Start(addr string) error {
 // started on port 0), or nil before Start.
 func (s *Server) Addr() net.Addr { return s.addr }
 
-// Shutdown closes the server gracefully: new connections are refused,
-// every open connection is sent Close 1001 and given until ctx is done (or
-// its Config.CloseTimeout) to answer, then whatever remains is dropped and
-// the loops stop. It returns ctx's error when the deadline cut the drain
-// short.
+// Shutdown closes the server gracefully: new connections are refused (by
+// the listener, and by ServeHTTP with 503), every open connection, mounted
+// ones included, is sent Close 1001 and given until ctx is done (or its
+// Config.CloseTimeout) to answer, then whatever remains is dropped and the
+// loops stop. It returns ctx's error when the deadline cut the drain short.
+// A server is not restarted after Shutdown.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if !s.started.Load() {
-		return nil
-	}
-	if !s.stopping.CompareAndSwap(false, true) {
+	s.bootMu.Lock()
+	first := s.stopping.CompareAndSwap(false, true)
+	live := s.live.Load()
+	s.bootMu.Unlock()
+	if !first {
 		<-s.stopTick
 		return nil
 	}
-	select {
-	case <-s.booted:
-	case <-s.done:
-		close(s.stopTick)
+	if !live {
+		close(s.stopTick) // never booted: nothing to drain
 		return nil
 	}
+	<-s.booted // gnet's Start ran OnBoot before the loops went live
 	if acc := s.acc.Load(); acc != nil {
 		acc.stop() // the listener first: nothing new arrives during the drain
 	}
+	// Hand-overs from ServeHTTP in flight finish (each loop then holds its
+	// connection, which the closers below reach); later ones see stopping.
+	s.handing.Lock()
+	s.handing.Unlock() //nolint:staticcheck // an empty critical section: a barrier
 	for _, l := range s.loopList() {
 		l.el.Execute(context.Background(), closer{l})
 	}
@@ -265,8 +332,11 @@ func (e *events) OnBoot(gnet.Engine) gnet.Action {
 
 func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := e.s
-	if d, ok := gc.Context().(*dialing); ok {
-		return s.openClient(gc, d)
+	switch x := gc.Context().(type) {
+	case *dialing:
+		return s.openClient(gc, x)
+	case *mounted:
+		return s.openMounted(gc, x)
 	}
 	l := s.loopFor(gc.EventLoop())
 	l.enter()
@@ -338,7 +408,7 @@ func (c *Conn) process() gnet.Action {
 // resume reads what a paused connection left in gnet's buffer. Loop only.
 func (c *Conn) resume() {
 	if c.process() == gnet.Close && c.state != stateClosed {
-		c.loop.el.Close(c.gc)
+		c.loop.el.Close(c.socket())
 	}
 }
 

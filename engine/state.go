@@ -109,7 +109,7 @@ func (c *Conn) abort(err error) {
 		c.wantClose = true
 		return
 	}
-	c.loop.el.Close(c.gc)
+	c.loop.el.Close(c.socket())
 }
 
 // closing reports whether the socket is closed or about to be, so reading

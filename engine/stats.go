@@ -10,7 +10,7 @@ import (
 type Stats struct {
 	Open     int64 // connections open now (upgrading or upgraded)
 	Upgrades uint64
-	Rejected uint64 // upgrade requests refused (any 4xx/5xx, fallback answers included)
+	Rejected uint64 // upgrade requests refused (any 4xx/5xx, fallback answers included), by the listener's path or ServeHTTP
 
 	MessagesIn, MessagesOut uint64
 	BytesIn, BytesOut       uint64 // payload bytes, counted uncompressed
@@ -32,9 +32,9 @@ type Stats struct {
 	// socket memory (ENOBUFS, ENOMEM), during which new connections wait in
 	// the listen backlog and open ones are unaffected.
 	AcceptErrors uint64
-	// AcceptShed counts connections accepted but closed at once because
-	// they could not be handed to a loop (a descriptor taken by another
-	// part of the process in the meantime).
+	// AcceptShed counts connections accepted, or hijacked by ServeHTTP,
+	// but closed at once because they could not be handed to a loop (no
+	// descriptor left for gnet's duplicate of the socket).
 	AcceptShed uint64
 }
 
@@ -71,10 +71,15 @@ func (s *loopStats) countClose(code codec.StatusCode) {
 
 // Stats returns the server's counters summed over its loops.
 func (s *Server) Stats() Stats {
-	st := Stats{Closes: map[codec.StatusCode]uint64{}, MemoryHeld: s.mem.used.Load()}
+	st := Stats{
+		Closes:     map[codec.StatusCode]uint64{},
+		MemoryHeld: s.mem.used.Load(),
+		Rejected:   s.mount.rejected.Load(),
+		AcceptShed: s.mount.shed.Load(),
+	}
 	if acc := s.acc.Load(); acc != nil {
 		st.AcceptErrors = acc.failures.Load()
-		st.AcceptShed = acc.shed.Load()
+		st.AcceptShed += acc.shed.Load()
 	}
 	for _, l := range s.loopList() {
 		st.Open += l.stats.open.Load()

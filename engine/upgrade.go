@@ -84,6 +84,10 @@ type handshake struct {
 	// The client role.
 	resp codec.Response
 	dial *dialing
+
+	// A connection handed over by ServeHTTP (mount.go): the upgrade it
+	// accepted.
+	mount *mounted
 }
 
 var handshakes = sync.Pool{New: func() any { return new(handshake) }}
@@ -94,6 +98,7 @@ func (c *Conn) releaseHandshake() {
 		c.hs.ur = UpgradeRequest{}
 		c.hs.resp.Reset()
 		c.hs.dial = nil
+		c.hs.mount = nil
 		handshakes.Put(c.hs)
 		c.hs = nil
 	}
@@ -101,8 +106,11 @@ func (c *Conn) releaseHandshake() {
 
 // readHandshake parses the request head as it arrives and answers it.
 func (c *Conn) readHandshake() gnet.Action {
+	if m := c.hs.mount; m != nil {
+		return c.acceptMounted(m) // judged by ServeHTTP
+	}
 	srv := c.loop.srv
-	avail := c.gc.InboundBuffered()
+	avail := c.inbound()
 	p := c.peek(min(avail, srv.cfg.MaxHeaderBytes+1))
 	req := &c.hs.req
 	n, err := req.Parse(p, srv.cfg.MaxHeaderBytes)
@@ -120,18 +128,42 @@ func (c *Conn) readHandshake() gnet.Action {
 	if errors.As(err, &he) {
 		return c.reject(codec.AppendHandshakeError(c.loop.out[:0], he), err)
 	}
-	ur := &c.hs.ur
+	a, refusal, err := srv.judge(&c.hs.ur, req, c.raddr, c.gc.LocalAddr(), c.loop.out[:0])
+	if err != nil {
+		return c.reject(refusal, err)
+	}
+	return c.accept(&a, n)
+}
+
+// accepted is an upgrade the server takes: what the 101 answers and what
+// the connection starts with. judge decides it, on the loop for the
+// native listener and on net/http's goroutine for ServeHTTP.
+type accepted struct {
+	key      []byte // Sec-WebSocket-Key, which the 101 answers
+	protocol string
+	header   http.Header  // the hook's extra response fields
+	userData any          // the hook's value for Conn.UserData
+	req      *RequestInfo // what Config.KeepRequest keeps, copied while the request's bytes are valid
+	dp       codec.DeflateParams
+	deflate  bool
+}
+
+// judge applies to a request that parsed and validated the rules both
+// paths share: the origin policy, Config.OnUpgrade (which sees ur, filled
+// here) and the subprotocol and permessage-deflate negotiation. It returns
+// the accepted upgrade, or the refusal to send (appended to dst) and why.
+func (s *Server) judge(ur *UpgradeRequest, req *codec.Request, raddr, laddr net.Addr, dst []byte) (accepted, []byte, error) {
 	*ur = UpgradeRequest{
 		Request:     req,
-		RemoteAddr:  c.raddr,
-		LocalAddr:   c.gc.LocalAddr(),
-		Subprotocol: req.SelectProtocol(srv.cfg.Subprotocols),
+		RemoteAddr:  raddr,
+		LocalAddr:   laddr,
+		Subprotocol: req.SelectProtocol(s.cfg.Subprotocols),
 	}
-	if !srv.originAllowed(ur) {
-		return c.reject(codec.AppendHandshakeError(c.loop.out[:0], codec.ErrForbiddenOrigin), codec.ErrForbiddenOrigin)
+	if !s.originAllowed(ur) {
+		return accepted{}, codec.AppendHandshakeError(dst, codec.ErrForbiddenOrigin), codec.ErrForbiddenOrigin
 	}
-	if srv.cfg.OnUpgrade != nil {
-		if err := srv.callUpgrade(ur); err != nil {
+	if s.cfg.OnUpgrade != nil {
+		if err := s.callUpgrade(ur); err != nil {
 			var rj *Reject
 			if !errors.As(err, &rj) {
 				rj = &Reject{Status: http.StatusForbidden, Body: "forbidden\n"}
@@ -140,35 +172,51 @@ func (c *Conn) readHandshake() gnet.Action {
 			if status < 400 || status > 599 {
 				status = http.StatusForbidden
 			}
-			return c.reject(codec.AppendRejectResponse(c.loop.out[:0], status, rj.Header, []byte(rj.Body)), err)
+			return accepted{}, codec.AppendRejectResponse(dst, status, rj.Header, []byte(rj.Body)), err
 		}
 	}
+	a := accepted{key: req.Key, protocol: ur.Subprotocol, header: ur.ResponseHeader, userData: ur.UserData}
+	if s.cfg.KeepRequest {
+		a.req = s.keepRequest(req)
+	}
+	if z := &s.cfg.Compression; z.Enabled {
+		a.dp, a.deflate = negotiateDeflate(req, z.policy())
+	}
+	return a, nil, nil
+}
+
+// accept completes an accepted upgrade, for the native listener and
+// ServeHTTP alike: it writes the 101, consumes the request head (head
+// bytes; none when net/http read it), puts the negotiated subprotocol,
+// permessage-deflate and the hook's value in force, opens the connection
+// and reads what followed the request. Whatever a later feature sets up
+// per upgrade belongs here, so both paths get it. Loop only.
+func (c *Conn) accept(a *accepted, head int) gnet.Action {
 	var extBuf [160]byte // the longest permessage-deflate response is 125 bytes
 	var ext []byte
-	dp, deflate := codec.DeflateParams{}, false
-	if z := &srv.cfg.Compression; z.Enabled {
-		if dp, deflate = negotiateDeflate(req, z.policy()); deflate {
-			ext = codec.AppendDeflateResponse(extBuf[:0], dp)
-		}
+	if a.deflate {
+		ext = codec.AppendDeflateResponse(extBuf[:0], a.dp)
 	}
-	resp := codec.AppendUpgradeResponse(c.loop.out[:0], req.Key, []byte(ur.Subprotocol), ext, ur.ResponseHeader)
+	resp := codec.AppendUpgradeResponse(c.loop.out[:0], a.key, []byte(a.protocol), ext, a.header)
 	c.loop.out = resp[:0]
 	if _, err := c.gc.Write(resp); err != nil {
 		return gnet.None // gnet closed the connection
 	}
-	if deflate {
-		c.enableDeflate(dp)
+	if a.deflate {
+		c.enableDeflate(a.dp)
 	}
-	if ur.Subprotocol != "" {
-		c.extra().subprotocol = ur.Subprotocol
+	if a.protocol != "" {
+		c.extra().subprotocol = a.protocol
 	}
-	if srv.cfg.KeepRequest {
-		c.extra().req = srv.keepRequest(req)
+	if a.req != nil {
+		c.extra().req = a.req
 	}
-	if ur.UserData != nil {
-		c.SetUserData(ur.UserData)
+	if a.userData != nil {
+		c.SetUserData(a.userData)
 	}
-	c.gc.Discard(n)
+	if head > 0 {
+		c.skip(head) // a.key pointed into it
+	}
 	c.open()
 	// A Close from OnOpen leaves stateClosing: wait for the peer's answer.
 	if c.closing() {

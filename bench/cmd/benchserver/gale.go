@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 
 	"github.com/galews/gale/codec"
@@ -32,6 +33,37 @@ func (b *galeBroadcast) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
 }
 
 func startGale(addr string, o serverOptions) (net.Addr, error) {
+	srv, err := newGale(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Start(addr); err != nil {
+		return nil, err
+	}
+	return srv.Addr(), nil
+}
+
+// startGaleHTTP serves the same Gale server mounted on net/http at /ws
+// (the driver's URL for this server), beside another route: an
+// http.Server with a ServeMux, as an application that adds WebSocket to
+// its HTTP server would. Gale's loops start with the first upgrade.
+func startGaleHTTP(addr string, o serverOptions) (net.Addr, error) {
+	srv, err := newGale(o)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.Handle("/ws", srv)
+	go http.Serve(ln, mux)
+	return ln.Addr(), nil
+}
+
+func newGale(o serverOptions) (*engine.Server, error) {
 	cfg := engine.Config{
 		MaxMessageSize: maxMessage,
 		Logger:         slog.New(slog.NewTextHandler(os.Stderr, nil)),
@@ -49,8 +81,5 @@ func startGale(addr string, o serverOptions) (net.Addr, error) {
 		return nil, err
 	}
 	bh.srv = srv
-	if err := srv.Start(addr); err != nil {
-		return nil, err
-	}
-	return srv.Addr(), nil
+	return srv, nil
 }

@@ -2,14 +2,15 @@
 // run, one library per process so that the operating system can account its
 // CPU time and memory:
 //
-//	benchserver -impl gale|gorilla|gws|nbio|gobwas -addr 127.0.0.1:0
+//	benchserver -impl gale|gale-http|gorilla|gws|nbio|gobwas -addr 127.0.0.1:0
 //
 // It prints its listening address as the first line on stdout and serves
 // until SIGTERM or SIGINT. Every implementation echoes text and binary
 // messages with their opcode, with messages capped at 16 MiB, written the
 // way the library's own documentation shows; -compress turns
 // permessage-deflate on, -broadcast sends each message to every connection
-// instead of echoing it.
+// instead of echoing it. gale-http is Gale mounted on a net/http server
+// (Server.ServeHTTP) at /ws; the others serve every path.
 package main
 
 import (
@@ -36,11 +37,12 @@ const maxMessage = 16 << 20
 // impls maps -impl names to server starters: each listens on addr, serves
 // in the background and returns the bound address.
 var impls = map[string]func(addr string, o serverOptions) (net.Addr, error){
-	"gale":    startGale,
-	"gorilla": startGorilla,
-	"gws":     startGWS,
-	"nbio":    startNbio,
-	"gobwas":  startGobwas,
+	"gale":      startGale,
+	"gale-http": startGaleHTTP,
+	"gorilla":   startGorilla,
+	"gws":       startGWS,
+	"nbio":      startNbio,
+	"gobwas":    startGobwas,
 }
 
 func main() {
