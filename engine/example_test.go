@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
+	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -317,4 +320,43 @@ func ExampleCompressionConfig() {
 	// Output:
 	// compression: true
 	// 13000 bytes
+}
+
+// Gale mounted on an existing net/http server, next to its other routes:
+// the upgrade is judged as on Gale's own listener, then the connection is
+// handed to Gale's event loops and net/http's goroutine returns.
+func ExampleServer_ServeHTTP() {
+	srv, _ := engine.NewServer(echo{}, engine.Config{})
+	defer srv.Shutdown(context.Background())
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("/ws", srv) // the loops start with the first upgrade
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	hs := &http.Server{Handler: mux}
+	go hs.Serve(ln)
+	defer hs.Close()
+
+	resp, err := http.Get("http://" + ln.Addr().String() + "/health")
+	if err != nil {
+		log.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Print("health: ", string(body))
+
+	c, err := engine.Dial(context.Background(), "ws://"+ln.Addr().String()+"/ws", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.WriteText([]byte("through net/http"))
+	_, p, _ := c.ReadMessage()
+	fmt.Println("echo:", string(p))
+	// Output:
+	// health: ok
+	// echo: through net/http
 }
