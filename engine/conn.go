@@ -80,6 +80,7 @@ type connExtra struct {
 	closeErr    error          // why the connection is closing, for OnClose
 	work        *workQueue     // with Config.Workers: events waiting for a worker
 	win         deflateWindows // with permessage-deflate's context takeover
+	topics      []string       // the topics subscribed to (topics.go)
 }
 
 // extra returns c's connExtra, creating it. Loop only.

@@ -22,6 +22,8 @@ type loop struct {
 	wheel wheel
 	conns *Conn // open and handshaking connections, for broadcast and shutdown
 
+	topics map[string]topicSet // this loop's subscribers by topic (topics.go)
+
 	// Scratch space for building frames written straight from the loop.
 	hdr       [2 * 14]byte
 	iov       [][]byte

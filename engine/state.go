@@ -149,6 +149,7 @@ func (c *Conn) socketClosed(err error) {
 	c.releaseMsg()
 	c.releaseDeflate()
 	c.releaseQueue()
+	c.releaseTopics()
 	c.unaccount()
 	if c.paused != 0 {
 		c.paused = 0
