@@ -246,4 +246,3 @@ func TestTopicsClientRefused(t *testing.T) {
 		t.Fatalf("Subscribe on a client connection: %v", err)
 	}
 }
-
