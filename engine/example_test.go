@@ -360,3 +360,43 @@ func ExampleServer_ServeHTTP() {
 	// health: ok
 	// echo: through net/http
 }
+
+// ticker subscribes each connection to the topic its path names.
+type ticker struct {
+	engine.BaseHandler
+	joined chan struct{}
+}
+
+func (h ticker) OnOpen(c *engine.Conn) {
+	c.Subscribe(c.Request().Path)
+	h.joined <- struct{}{}
+}
+
+// Topics: connections subscribe (here, to the path they asked for) and a
+// publish, encoded once, reaches every subscriber of its topic on every
+// loop, and no one else.
+func ExampleServer_Publish() {
+	h := ticker{joined: make(chan struct{}, 2)}
+	srv, _ := engine.NewServer(h, engine.Config{KeepRequest: true})
+	url := start(srv)
+	defer srv.Shutdown(context.Background())
+
+	gold, _ := engine.Dial(context.Background(), url+"/gold", nil)
+	oil, _ := engine.Dial(context.Background(), url+"/oil", nil)
+	defer gold.CloseNow()
+	defer oil.CloseNow()
+	<-h.joined
+	<-h.joined
+
+	srv.Publish("/gold", codec.OpText, []byte("gold 2417.30"))
+	srv.Publish("/oil", codec.OpText, []byte("oil 71.12"))
+	_, p, _ := gold.ReadMessage()
+	fmt.Println(string(p))
+	_, p, _ = oil.ReadMessage()
+	fmt.Println(string(p))
+	fmt.Println("subscribers of /gold:", srv.Subscribers("/gold"))
+	// Output:
+	// gold 2417.30
+	// oil 71.12
+	// subscribers of /gold: 1
+}
