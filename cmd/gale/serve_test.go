@@ -196,13 +196,15 @@ func TestServeIdleTimeout(t *testing.T) {
 		t.Fatalf("a silent peer after %v: %v, want closed", time.Since(start), err)
 	}
 
-	addr = startEcho(t, "-ping", "100ms", "-idle-timeout", "300ms")
+	// Pings well inside the idle timeout, so that a loaded machine delaying
+	// a pong by a few hundred milliseconds does not look like a dead peer.
+	addr = startEcho(t, "-ping", "200ms", "-idle-timeout", "2s")
 	c2, err := engine.Dial(t.Context(), "ws://"+addr+"/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c2.CloseNow()
-	c2.SetReadDeadline(time.Now().Add(800 * time.Millisecond))
+	c2.SetReadDeadline(time.Now().Add(2500 * time.Millisecond))
 	pings := 0
 	for {
 		f, err := c2.ReadFrame() // answers the pings
@@ -217,6 +219,6 @@ func TestServeIdleTimeout(t *testing.T) {
 		}
 	}
 	if pings < 2 {
-		t.Fatalf("%d pings in 800ms at -ping 100ms", pings)
+		t.Fatalf("%d pings in 2.5s at -ping 200ms", pings)
 	}
 }
