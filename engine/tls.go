@@ -56,6 +56,13 @@ type tlsTransport struct {
 	gc           gnet.Conn // after it; loop only
 	l            *loop     // whose tlsOut the records go to
 	laddr, raddr net.Addr
+	// Record boundaries (track): crypto/tls is handed one record at a
+	// time on the loop. synced: it has found nothing more to read since
+	// the hand-over, so what it read ahead during the handshake is gone.
+	left   int
+	hdr    [recordHeaderLen]byte
+	hdrN   int
+	synced bool
 }
 
 func (t *tlsTransport) Read(p []byte) (int, error) {
@@ -63,15 +70,68 @@ func (t *tlsTransport) Read(p []byte) (int, error) {
 		if t.nc == nil {
 			return 0, net.ErrClosed
 		}
-		return t.nc.Read(p)
+		n, err := t.nc.Read(p)
+		t.track(p[:n])
+		return n, err
 	}
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if t.gc.InboundBuffered() == 0 {
+	avail := t.gc.InboundBuffered()
+	if t.left == 0 && t.hdrN == 0 {
+		// At a record boundary: hand over the next record only, so that
+		// crypto/tls never holds a record beyond the one it reads (see
+		// tlsConn.fill).
+		if avail < recordHeaderLen {
+			t.synced = true
+			return 0, errWouldBlock
+		}
+		h, _ := t.gc.Peek(recordHeaderLen)
+		t.left = recordHeaderLen + (int(h[3])<<8 | int(h[4]))
+	}
+	if avail == 0 {
+		t.synced = true
 		return 0, errWouldBlock
 	}
-	return t.gc.Read(p)
+	k := min(len(p), avail)
+	if t.left > 0 {
+		k = min(k, t.left)
+	} else {
+		k = min(k, recordHeaderLen-t.hdrN) // the rest of a header the handshake began
+	}
+	n, _ := t.gc.Read(p[:k])
+	t.track(p[:n])
+	return n, nil
+}
+
+// recordHeaderLen is a TLS record header's length: type, version, length.
+const recordHeaderLen = 5
+
+// track follows the record boundaries in the ciphertext handed to
+// crypto/tls: left is what remains of the current record, hdr a header
+// begun.
+func (t *tlsTransport) track(b []byte) {
+	for len(b) > 0 {
+		if t.left > 0 {
+			k := min(t.left, len(b))
+			t.left -= k
+			b = b[k:]
+			continue
+		}
+		k := copy(t.hdr[t.hdrN:], b)
+		t.hdrN += k
+		b = b[k:]
+		if t.hdrN == recordHeaderLen {
+			t.left, t.hdrN = int(t.hdr[3])<<8|int(t.hdr[4]), 0
+		}
+	}
+}
+
+// drained reports whether crypto/tls holds no ciphertext it has not
+// read: it was handed whole records only, one at a time, since it last
+// found none left. Loop only.
+func (t *tlsTransport) drained() bool {
+	return t.synced && t.left == 0 && t.hdrN == 0
 }
 
 func (t *tlsTransport) Write(p []byte) (int, error) {
@@ -211,9 +271,16 @@ func (t *tlsConn) fill() (int, error) {
 			b = (*t.in)[:len(b)]
 		}
 		var n int
+		room := cap(b) - len(b)
 		n, err = t.tc.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		added += n
+		if err == nil && n < room && t.tr.drained() && t.Conn.InboundBuffered() == 0 {
+			// The record was read whole and nothing follows it: asking
+			// again would only cost crypto/tls an allocation to learn so.
+			t.more = false
+			break
+		}
 		if err != nil {
 			t.more = false
 			if err == errWouldBlock {
