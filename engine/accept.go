@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -48,6 +49,14 @@ type acceptor struct {
 
 	failures atomic.Uint64 // Stats.AcceptErrors
 	shed     atomic.Uint64 // Stats.AcceptShed
+
+	// With Config.TLS (tls.go): a slot per handshake in flight, the
+	// handshakes' goroutines, and their context, cancelled by stop.
+	hsSlots     chan struct{}
+	hsWG        sync.WaitGroup
+	ctx         context.Context
+	cancel      context.CancelFunc
+	tlsFailures atomic.Uint64 // Stats.TLSHandshakeErrors
 }
 
 // listen opens the listening socket for addr: "host:port" or
@@ -98,7 +107,7 @@ func listenerControl(network, _ string, rc syscall.RawConn) error {
 }
 
 func newAcceptor(s *Server, ln net.Listener, gcli *gnet.Client) *acceptor {
-	return &acceptor{
+	a := &acceptor{
 		s:       s,
 		ln:      ln,
 		gcli:    gcli,
@@ -106,6 +115,11 @@ func newAcceptor(s *Server, ln net.Listener, gcli *gnet.Client) *acceptor {
 		done:    make(chan struct{}),
 		reserve: -1,
 	}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	if s.tlsCfg != nil {
+		a.hsSlots = make(chan struct{}, s.cfg.TLSHandshakeWorkers)
+	}
+	return a
 }
 
 // run accepts until the listener is closed.
@@ -179,6 +193,9 @@ func (a *acceptor) accept() (net.Conn, error) {
 // on failure the peer sees the connection close at once.
 func (a *acceptor) handOver(nc net.Conn) error {
 	a.dropReserve()
+	if a.hsSlots != nil {
+		return a.handshake(nc) // tls.go: the hand-over follows the handshake
+	}
 	if _, err := a.gcli.EnrollContext(nc, nil); err != nil {
 		a.shed.Add(1)
 		return fmt.Errorf("gale: hand-over to a loop: %w", err)
@@ -199,6 +216,8 @@ func (a *acceptor) stop() {
 	close(a.quit)
 	a.ln.Close()
 	<-a.done
+	a.cancel() // TLS handshakes in flight fail at once
+	a.hsWG.Wait()
 }
 
 // isResourceErr reports whether err is the kernel running out of

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -58,7 +59,7 @@ type dialResult struct {
 	err  error
 }
 
-// Dial connects to rawURL (ws://) and returns once the connection is
+// Dial connects to rawURL (ws:// or wss://) and returns once the connection is
 // upgraded and OnOpen has run, or the upgrade failed (the error says why:
 // a *codec.HandshakeError sentinel in its chain), or ctx is done. opts may
 // be nil; its NetDial can bind a local address (many source addresses let a
@@ -94,15 +95,23 @@ func (cl *Client) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 	if err != nil {
 		return nil, fmt.Errorf("gale: dial: %w", err)
 	}
-	switch {
-	case u.Scheme == "wss":
-		return nil, ErrClientTLS
-	case u.Scheme != "ws" || u.Hostname() == "":
+	secure := u.Scheme == "wss"
+	if u.Scheme != "ws" && !secure || u.Hostname() == "" {
 		return nil, fmt.Errorf("%w: %q", ErrBadURL, rawURL)
 	}
 	hostPort := u.Host
 	if u.Port() == "" {
-		hostPort = net.JoinHostPort(u.Hostname(), "80")
+		port := "80"
+		if secure {
+			port = "443"
+		}
+		hostPort = net.JoinHostPort(u.Hostname(), port)
+	}
+	if _, ok := ctx.Deadline(); !ok && secure {
+		// The TLS handshake runs on this goroutine and must not wait forever.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cl.s.cfg.HandshakeTimeout)
+		defer cancel()
 	}
 	dial := opts.NetDial
 	if dial == nil {
@@ -128,7 +137,21 @@ func (cl *Client) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 		done: make(chan dialResult, 1),
 	}
 	d.req.Extensions = cl.s.cfg.Compression.offerValue()
-	gc, err := cl.gcli.EnrollContext(nc, d) // closes nc: gnet works on a dup
+	var gctx any = d
+	if secure {
+		// The handshake runs here, on the caller's goroutine; the loop
+		// takes the established connection (tls.go).
+		t := newTLSConn(nc)
+		t.tc = tls.Client(&t.tr, clientTLS(opts.TLSConfig, u.Hostname()))
+		if err := t.tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("gale: dial %s: tls: %w", hostPort, err)
+		}
+		t.tr.nc = nil // gnet's from here on
+		t.dial = d
+		gctx = t
+	}
+	gc, err := cl.gcli.EnrollContext(nc, gctx) // closes nc: gnet works on a dup
 	if err != nil {
 		return nil, fmt.Errorf("gale: dial %s: %w", hostPort, err)
 	}
@@ -151,20 +174,71 @@ func (cl *Client) Close(ctx context.Context) error { return cl.s.Shutdown(ctx) }
 // openClient sets up a dialled connection and returns the upgrade request
 // for gnet to write. Loop only.
 func (s *Server) openClient(gc gnet.Conn, d *dialing) ([]byte, gnet.Action) {
+	c := s.newClientConn(gc, d)
+	if c == nil {
+		return nil, gnet.Close
+	}
+	return codec.AppendClientRequest(nil, &d.req, d.key[:]), gnet.None
+}
+
+// openClientTLS is openClient for a wss:// dial whose TLS handshake is
+// done: the request goes out encrypted. Loop only.
+func (s *Server) openClientTLS(gc gnet.Conn, t *tlsConn) ([]byte, gnet.Action) {
+	d := t.dial
+	t.dial = nil
+	c := s.newClientConn(gc, d)
+	if c == nil {
+		return nil, gnet.Close
+	}
+	t.attach(gc, c.loop, c)
+	l := c.loop
+	l.out = codec.AppendClientRequest(l.out[:0], &d.req, d.key[:])
+	if _, err := t.tc.Write(l.out); err != nil {
+		l.tlsOut = l.tlsOut[:0]
+		c.setCloseErr(fmt.Errorf("gale: dial: tls: %w", err))
+		return nil, gnet.Close
+	}
+	// gnet writes (or buffers) what OnOpen returns before the loop moves
+	// on, so the loop's buffer can be handed over as it is.
+	out := l.tlsOut
+	l.tlsOut = out[:0]
+	return out, gnet.None
+}
+
+// newClientConn creates the Conn of a dialled connection, or returns nil
+// (the dial told) when the client is closing. Loop only.
+func (s *Server) newClientConn(gc gnet.Conn, d *dialing) *Conn {
 	l := s.loopFor(gc.EventLoop())
 	l.enter()
 	if s.stopping.Load() {
 		d.done <- dialResult{err: ErrServerClosed}
-		return nil, gnet.Close
+		return nil
 	}
 	c := &Conn{gc: gc, loop: l, client: true, laddr: gc.LocalAddr(), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
 	c.hs.dial = d
-	// EnrollContext put d in gnet's safe context too, which would keep the
-	// dial's request for the connection's life.
+	// EnrollContext put d (or its tlsConn) in gnet's safe context too,
+	// which would keep the dial's request for the connection's life.
 	gc.SetSafeContext(nil)
 	gc.SetContext(c)
 	s.register(l, c)
-	return codec.AppendClientRequest(nil, &d.req, d.key[:]), gnet.None
+	return c
+}
+
+// clientTLS returns the TLS configuration of a wss:// dial: cfg cloned,
+// ServerName defaulting to the URL's host, ALPN http/1.1 unless cfg names
+// its protocols.
+func clientTLS(cfg *tls.Config, host string) *tls.Config {
+	cfg = cfg.Clone()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	if len(cfg.NextProtos) == 0 {
+		cfg.NextProtos = []string{"http/1.1"}
+	}
+	return cfg
 }
 
 // readResponse parses the server's answer to the upgrade request as it

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"cmp"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -119,6 +120,31 @@ type Config struct {
 	// leaves it off.
 	Compression CompressionConfig
 
+	// TLS, when set, makes the server's listener speak TLS (wss://, and
+	// https for Fallback), with crypto/tls. Certificates, GetCertificate
+	// (SNI), session resumption and the other fields work as for any
+	// crypto/tls server; NextProtos defaults to http/1.1 and may not offer
+	// h2. The config is cloned: later changes to it do not apply.
+	//
+	// The handshake runs on a goroutine (at most TLSHandshakeWorkers at
+	// once) under HandshakeTimeout, which then applies again to the
+	// upgrade request; once established, the connection's records are
+	// decrypted and encrypted on its event loop, and an idle connection
+	// has no goroutine and no timer. A handshake that fails or stalls is
+	// closed with one log line (Stats.TLSHandshakeErrors); a plain HTTP
+	// request is answered 400 and closed. Connections that reach the
+	// server through ServeHTTP are not affected: net/http terminates
+	// their TLS, and they cannot be handed over (see ServeHTTP).
+	TLS *tls.Config
+	// TLSHandshakeWorkers caps the TLS handshakes in progress at once;
+	// when all are taken, accepting waits and new connections queue in
+	// the listen backlog. A handshake mostly waits for its peer (a round
+	// trip or two; a stalled one holds its slot up to HandshakeTimeout),
+	// costing a parked goroutine and crypto/tls's state, tens of KiB, so
+	// the cap is far above the cores that do the cryptography: it bounds
+	// memory under a flood of connections. Default 256 × GOMAXPROCS.
+	TLSHandshakeWorkers int
+
 	// Workers, when positive, runs OnMessage, OnFrame, OnPing and OnPong on
 	// a pool of that many goroutines instead of the event loop, keeping
 	// each connection's order, for handlers that block.
@@ -211,8 +237,8 @@ type CompressionConfig struct {
 // value that cannot work.
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
-	if c.Loops < 0 || c.ReadBufferCap < 0 || c.MaxHeaderBytes < 0 || c.MaxOutbound < 0 || c.Workers < 0 || c.WorkerQueue < 0 {
-		errs = append(errs, errors.New("negative Loops, ReadBufferCap, MaxHeaderBytes, MaxOutbound, Workers or WorkerQueue"))
+	if c.Loops < 0 || c.ReadBufferCap < 0 || c.MaxHeaderBytes < 0 || c.MaxOutbound < 0 || c.Workers < 0 || c.WorkerQueue < 0 || c.TLSHandshakeWorkers < 0 {
+		errs = append(errs, errors.New("negative Loops, ReadBufferCap, MaxHeaderBytes, MaxOutbound, Workers, WorkerQueue or TLSHandshakeWorkers"))
 	}
 	if c.MaxMessageSize < 0 || c.MaxFrameSize < 0 {
 		errs = append(errs, errors.New("negative MaxMessageSize or MaxFrameSize"))
@@ -247,6 +273,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.MaxOutbound = cmp.Or(c.MaxOutbound, DefaultMaxOutbound)
 	c.MemoryBudget = cmp.Or(c.MemoryBudget, DefaultMemoryBudget)
 	c.WorkerQueue = cmp.Or(c.WorkerQueue, DefaultWorkerQueue)
+	c.TLSHandshakeWorkers = cmp.Or(c.TLSHandshakeWorkers, 256*runtime.GOMAXPROCS(0))
 	c.Compression = c.Compression.withDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -288,6 +315,8 @@ func (c *Config) serverOnly() string {
 		return "KeepRequest"
 	case c.Fallback != nil:
 		return "Fallback"
+	case c.TLS != nil:
+		return "TLS"
 	}
 	return ""
 }

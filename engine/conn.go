@@ -15,7 +15,7 @@ import (
 // any goroutine. Fields are owned by the connection's event loop unless
 // marked otherwise.
 type Conn struct {
-	gc   gnet.Conn // gnet's connection, or a prefixed view of it (mount.go)
+	gc   gnet.Conn // gnet's connection, or a view of it: prefixed (mount.go), tlsConn (tls.go)
 	loop *loop
 
 	// Fields are grouped so that small ones share words: an idle server
@@ -235,8 +235,11 @@ func (c *Conn) skip(n int) { c.gc.Discard(n) }
 // socket returns gnet's own connection, for calls that need it rather than
 // the read view: gnet's EventLoop.Close asserts its concrete type.
 func (c *Conn) socket() gnet.Conn {
-	if p, ok := c.gc.(*prefixed); ok {
-		return p.Conn
+	switch v := c.gc.(type) {
+	case *prefixed:
+		return v.Conn
+	case *tlsConn:
+		return v.Conn
 	}
 	return c.gc
 }

@@ -37,8 +37,10 @@ type DialOptions struct {
 	// HandshakeTimeout bounds connecting (TCP, TLS) and the upgrade when
 	// ctx has no earlier deadline. Default 10 s.
 	HandshakeTimeout time.Duration
-	// TLSConfig is used for wss:// URLs; ServerName defaults to the URL's
-	// host. (The event-loop client does not do TLS: ErrClientTLS.)
+	// TLSConfig is used for wss:// URLs, by both clients: RootCAs to
+	// trust a private CA, InsecureSkipVerify for tests. ServerName
+	// defaults to the URL's host; NextProtos, for the event-loop client,
+	// to http/1.1.
 	TLSConfig *tls.Config
 	// NetDial, when set, opens the TCP connection instead of net.Dialer,
 	// e.g. to bind a local address.

@@ -33,12 +33,9 @@ var (
 	// data opcode (WriteMessage) or not a data or continuation opcode
 	// (WriteFrame).
 	ErrInvalidOpcode = errors.New("gale: invalid opcode for this write")
-	// ErrBadURL is returned by the dials for a URL that is not ws:// (or,
-	// for Dial, wss://).
+	// ErrBadURL is returned by the dials for a URL that is not ws:// or
+	// wss://.
 	ErrBadURL = errors.New("gale: URL scheme must be ws or wss")
-	// ErrClientTLS: gnet has no TLS, so the event-loop client dials ws://
-	// only; use Dial for wss://.
-	ErrClientTLS = errors.New("gale: the event-loop client does not do TLS (wss://); use Dial")
 	// ErrDialOption is returned by Client.Dial for a DialOptions limit
 	// (MaxMessageSize, MaxHeaderBytes, CloseTimeout) or Compression that
 	// differs from the Client's Config, which sets them for all its

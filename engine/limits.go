@@ -165,7 +165,7 @@ func (c *Conn) account() {
 	}
 	held := out
 	if c.paused != 0 {
-		held += c.inbound()
+		held += c.unread()
 	}
 	h := uint32(min(held, math.MaxUint32))
 	if h != c.held {
@@ -194,7 +194,7 @@ func (c *Conn) checkBacklog() {
 	if c.paused&pausedBacklog == 0 && c.gc.OutboundBuffered()+c.batched() >= srv.pauseAt {
 		c.pause(pausedBacklog)
 	}
-	if c.paused != 0 && c.inbound() > c.unreadLimit() {
+	if c.paused != 0 && c.unread() > c.unreadLimit() {
 		// Neither reading nor waiting: drop it now.
 		if c.paused&pausedBacklog != 0 {
 			c.failWith(codec.StatusPolicyViolation, "slow reader", ErrSlowReader)

@@ -31,6 +31,7 @@ type loop struct {
 	mbuf      []byte // masked copies of client frames
 	batch     []byte // frames written during the current OnTraffic (write.go)
 	batchConn *Conn  // whose frames batch holds
+	tlsOut    []byte // records crypto/tls produced, until written to gnet (tls.go)
 
 	z loopDeflate // compression scratch (deflate.go)
 

@@ -88,9 +88,9 @@ type mounted struct {
 // The bodies of the refusals peculiar to ServeHTTP.
 const (
 	bodyHTTP2 = "gale: WebSocket over HTTP/2 is not supported; connect over HTTP/1.1\n"
-	bodyTLS   = "gale: cannot take over a TLS connection from net/http: its encryption state lives in crypto/tls, " +
-		"which an event loop cannot continue. Terminate TLS in front of the server, or serve WebSocket on " +
-		"Gale's own listener (TLS there is planned as Config.TLS) with Config.Fallback answering the other routes\n"
+	bodyTLS   = "gale: cannot take over a TLS connection from net/http: its encryption state belongs to net/http's " +
+		"tls.Conn. Serve wss:// on Gale's own listener with Config.TLS, and let Config.Fallback answer the " +
+		"other HTTPS routes on the same port\n"
 	bodyHijack   = "gale: the http.ResponseWriter cannot be hijacked, so the connection cannot be handed to Gale\n"
 	bodyClosed   = "gale: server shutting down\n"
 	bodyNotReady = "gale: server not running\n"
@@ -118,8 +118,8 @@ const (
 //
 // What cannot be handed over is refused before the hijack where it can be
 // seen, each kind logged once: HTTP/2 requests (505), requests over TLS
-// (501: the TLS state cannot leave crypto/tls; terminate TLS in front, or
-// use Gale's own listener), a ResponseWriter that cannot be hijacked
+// (501: the TLS state cannot leave net/http; use Gale's own listener
+// with Config.TLS and Config.Fallback), a ResponseWriter that cannot be hijacked
 // (501), and a connection that is not a plain *net.TCPConn or
 // *net.UnixConn, such as one wrapped by a listener (501, written on the
 // hijacked connection). A hand-over that fails, for want of a descriptor

@@ -454,7 +454,7 @@ func TestMountFallback(t *testing.T) {
 
 // TestMountTLSRefused: an https net/http server cannot hand its TLS
 // connection over; the client gets 501 with the reason and what to do
-// instead, at once, and the reason is logged once however often it
+// instead (Gale's own listener with Config.TLS and Config.Fallback), at once, and the reason is logged once however often it
 // happens. An HTTP/2 request is refused with 505.
 func TestMountTLSRefused(t *testing.T) {
 	var log lockedBuffer
@@ -475,7 +475,8 @@ func TestMountTLSRefused(t *testing.T) {
 		}
 		resp, body := upgradeOver(t, nc)
 		nc.Close()
-		if resp.StatusCode != http.StatusNotImplemented || !bytes.Contains(body, []byte("TLS")) || !bytes.Contains(body, []byte("Config.TLS")) {
+		if resp.StatusCode != http.StatusNotImplemented || !bytes.Contains(body, []byte("own listener with Config.TLS")) ||
+			!bytes.Contains(body, []byte("Config.Fallback")) || bytes.Contains(body, []byte("planned")) {
 			t.Fatalf("got %s %q", resp.Status, body)
 		}
 	}

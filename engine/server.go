@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,7 @@ import (
 // (no listener), or the first ServeHTTP; Shutdown stops both paths.
 type Server struct {
 	cfg    Config
+	tlsCfg *tls.Config // Config.TLS, cloned and completed (serverTLS); nil without
 	h      Handler
 	pings  PingHandler
 	pongs  PongHandler
@@ -84,6 +86,11 @@ func NewServer(h Handler, cfg Config) (*Server, error) {
 		mem:      memBudget{limit: cfg.MemoryBudget},
 		pauseAt:  cfg.MaxOutbound / 2,
 		resumeAt: cfg.MaxOutbound / 8,
+	}
+	if cfg.TLS != nil {
+		if s.tlsCfg, err = serverTLS(cfg.TLS); err != nil {
+			return nil, fmt.Errorf("gale: invalid Config: %w", err)
+		}
 	}
 	s.pings, _ = h.(PingHandler)
 	s.pongs, _ = h.(PongHandler)
@@ -337,6 +344,11 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return s.openClient(gc, x)
 	case *mounted:
 		return s.openMounted(gc, x)
+	case *tlsConn:
+		if x.dial != nil {
+			return s.openClientTLS(gc, x)
+		}
+		return s.openTLS(gc, x)
 	}
 	l := s.loopFor(gc.EventLoop())
 	l.enter()
@@ -378,15 +390,35 @@ func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
 func (c *Conn) process() gnet.Action {
 	c.inTraffic = true
 	var act gnet.Action
-	switch c.state {
-	case stateHandshake:
-		if c.client {
-			act = c.readResponse()
-		} else {
-			act = c.readHandshake()
+	t, _ := c.gc.(*tlsConn)
+	for round := 0; ; round++ {
+		if t != nil {
+			// Decrypt what arrived; more than tlsFillMax takes more rounds.
+			added, err := t.fill()
+			if err != nil {
+				c.tlsFailed(err)
+				break
+			}
+			if added == 0 && (round > 0 || t.InboundBuffered() == 0) {
+				break
+			}
 		}
-	case stateOpen, stateClosing:
-		act = c.readFrames()
+		switch c.state {
+		case stateHandshake:
+			if c.client {
+				act = c.readResponse()
+			} else {
+				act = c.readHandshake()
+			}
+		case stateOpen, stateClosing:
+			act = c.readFrames()
+		}
+		if t == nil || act != gnet.None || c.closing() || c.paused != 0 || !t.more {
+			break
+		}
+	}
+	if t != nil {
+		t.release()
 	}
 	if !c.closing() {
 		c.checkBacklog() // still inside: a drop only asks for the close

@@ -36,6 +36,10 @@ type Stats struct {
 	// but closed at once because they could not be handed to a loop (no
 	// descriptor left for gnet's duplicate of the socket).
 	AcceptShed uint64
+	// TLSHandshakeErrors counts TLS handshakes on the listener that failed
+	// or outlasted HandshakeTimeout (with Config.TLS): garbage, plain HTTP,
+	// a stalled or vanished peer, no common cipher or version.
+	TLSHandshakeErrors uint64
 }
 
 // closeCodes are the codes counted individually; others count as 0.
@@ -80,6 +84,7 @@ func (s *Server) Stats() Stats {
 	if acc := s.acc.Load(); acc != nil {
 		st.AcceptErrors = acc.failures.Load()
 		st.AcceptShed += acc.shed.Load()
+		st.TLSHandshakeErrors = acc.tlsFailures.Load()
 	}
 	for _, l := range s.loopList() {
 		st.Open += l.stats.open.Load()

@@ -273,6 +273,7 @@ func (c *Conn) fallback(head []byte) gnet.Action {
 		return c.reject(codec.AppendHandshakeError(c.loop.out[:0], codec.ErrMalformedRequest), err)
 	}
 	hr.RemoteAddr = c.raddr.String()
+	hr.TLS = c.tlsState()
 	hr.Body = http.NoBody
 	w := &responseBuffer{header: http.Header{}}
 	func() {

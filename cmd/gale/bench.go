@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -162,10 +163,15 @@ type common struct {
 	first    int
 	pid      int
 	json     bool
+	ca       string      // -ca: a PEM file of roots for wss://
+	insecure bool        // -insecure: no certificate check for wss://
+	tls      *tls.Config // from ca and insecure, for wss://
 }
 
 func (c *common) register(fs *flag.FlagSet, conns int, dur time.Duration) {
-	fs.StringVar(&c.url, "url", "ws://127.0.0.1:8080/", "server URL (ws://)")
+	fs.StringVar(&c.url, "url", "ws://127.0.0.1:8080/", "server URL (ws:// or wss://)")
+	fs.StringVar(&c.ca, "ca", "", "PEM `file` of the certificate authorities to trust for wss:// (default: the system's)")
+	fs.BoolVar(&c.insecure, "insecure", false, "for wss://, accept any certificate (tests only)")
 	fs.IntVar(&c.conns, "conns", conns, "connections")
 	fs.DurationVar(&c.duration, "duration", dur, "measured time")
 	fs.IntVar(&c.loops, "loops", 0, "client event loops (0: one per CPU)")
@@ -182,10 +188,8 @@ func (c *common) check() string {
 	switch {
 	case err != nil:
 		return fmt.Sprintf("-url %q: %v", c.url, err)
-	case u.Scheme == "wss":
-		return fmt.Sprintf("-url %q: the load generator speaks ws:// only, not wss://", c.url)
-	case u.Scheme != "ws" || u.Hostname() == "":
-		return fmt.Sprintf("-url %q: want ws://host:port/path", c.url)
+	case u.Scheme != "ws" && u.Scheme != "wss" || u.Hostname() == "":
+		return fmt.Sprintf("-url %q: want ws://host:port/path or wss://host:port/path", c.url)
 	case c.conns < 1:
 		return fmt.Sprintf("-conns %d: need at least 1", c.conns)
 	case c.duration <= 0:
@@ -198,6 +202,13 @@ func (c *common) check() string {
 		return fmt.Sprintf("-first-source %d with %d sources: the addresses 127.0.0.1 to 127.0.255.255 hold 65535", c.first, max(c.effectiveSources(), 1))
 	case c.pid < 0:
 		return fmt.Sprintf("-pid %d is negative", c.pid)
+	}
+	if c.ca != "" || c.insecure {
+		cfg, err := clientTLSConfig(c.ca, c.insecure)
+		if err != nil {
+			return err.Error()
+		}
+		c.tls = cfg
 	}
 	if c.pid > 0 {
 		if _, err := os.Stat("/proc/" + strconv.Itoa(c.pid) + "/stat"); err != nil {
@@ -221,12 +232,15 @@ func (c *common) effectiveSources() int {
 func (c *common) dialOptions(i int) *engine.DialOptions {
 	sources := c.effectiveSources()
 	if sources <= 0 {
-		return nil
+		if c.tls == nil {
+			return nil
+		}
+		return &engine.DialOptions{TLSConfig: c.tls}
 	}
 	n := c.first + i%sources
 	ip := net.IPv4(127, 0, byte(n>>8), byte(n))
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
-	return &engine.DialOptions{NetDial: d.DialContext}
+	return &engine.DialOptions{NetDial: d.DialContext, TLSConfig: c.tls}
 }
 
 // parseMode parses a mode's flags and checks the shared ones; when done,
@@ -651,6 +665,12 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		if *compress {
 			cmd.Args = append(cmd.Args, "-compress")
 		}
+		if c.ca != "" {
+			cmd.Args = append(cmd.Args, "-ca", c.ca)
+		}
+		if c.insecure {
+			cmd.Args = append(cmd.Args, "-insecure")
+		}
 		cmd.Stderr = stderr
 		in, _ := cmd.StdinPipe()
 		out, _ := cmd.StdoutPipe()
@@ -747,6 +767,10 @@ func benchIdleChild(args []string, stdout, stderr io.Writer) int {
 	offset := fs.Int("offset", 0, "index of the first connection, for source addresses")
 	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if msg := c.check(); msg != "" {
+		fmt.Fprintln(stderr, "gale bench:", msg)
 		return 2
 	}
 	var h idleHolder

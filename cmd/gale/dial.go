@@ -43,8 +43,10 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	protos := fs.String("protocols", "", "comma-separated subprotocols to offer")
 	timeout := fs.Duration("timeout", 10*time.Second, "connect and close-reply timeout")
 	compress := fs.Bool("compress", false, "offer permessage-deflate (RFC 7692), without context takeover")
+	caFile := fs.String("ca", "", "PEM `file` of the certificate authorities to trust for wss:// (default: the system's)")
+	insecure := fs.Bool("insecure", false, "for wss://, accept any certificate (tests only)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: gale dial [flags] ws://host:port/path\n\n%s\nflags:\n", dialHelp)
+		fmt.Fprintf(fs.Output(), "usage: gale dial [flags] ws://host:port/path | wss://host:port/path\n\n%s\nflags:\n", dialHelp)
 		fs.PrintDefaults()
 	}
 	if status, done := parseFlags(fs, args, true, stdout, stderr); done {
@@ -58,6 +60,13 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return flagError(stderr, fs, "-timeout %v: must be positive", *timeout)
 	}
 	opts := &engine.DialOptions{Origin: *origin, HandshakeTimeout: *timeout, CloseTimeout: *timeout}
+	if *caFile != "" || *insecure {
+		cfg, err := clientTLSConfig(*caFile, *insecure)
+		if err != nil {
+			return flagError(stderr, fs, "%v", err)
+		}
+		opts.TLSConfig = cfg
+	}
 	if *compress {
 		// Threshold 1: typed lines are short, and a tool for trying a
 		// server out should compress what it can.

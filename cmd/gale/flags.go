@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -92,4 +95,24 @@ func parseFlags(fs *flag.FlagSet, args []string, positional bool, stdout, stderr
 func flagError(stderr io.Writer, fs *flag.FlagSet, format string, a ...any) int {
 	fmt.Fprintf(stderr, "gale %s: %s (see gale %[1]s -h)\n", fs.Name(), fmt.Sprintf(format, a...))
 	return 2
+}
+
+// clientTLSConfig is the TLS configuration of the -ca and -insecure flags:
+// roots read from a PEM file, or no certificate check at all.
+func clientTLSConfig(caFile string, insecure bool) (*tls.Config, error) {
+	switch {
+	case caFile != "" && insecure:
+		return nil, errors.New("-ca and -insecure: choose one")
+	case insecure:
+		return &tls.Config{InsecureSkipVerify: true}, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("-ca: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-ca %s: no PEM certificate in it", caFile)
+	}
+	return &tls.Config{RootCAs: roots}, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -121,6 +122,8 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 	origins := fs.String("origins", "", "comma-separated allowed Origin values, \"*\" for any (default: same host)")
 	fs.IntVar(&sf.cfg.Loops, "loops", 0, "event loops (0: one per CPU)")
 	compress := fs.Bool("compress", false, "accept permessage-deflate (RFC 7692), without context takeover")
+	certFile := fs.String("tls-cert", "", "serve wss:// (and the test page over https): the certificate chain, a PEM `file` (with -tls-key)")
+	keyFile := fs.String("tls-key", "", "the private key of -tls-cert, a PEM `file`")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: gale serve [flags]\n\n%s\nflags:\n", serveHelp)
 		fs.PrintDefaults()
@@ -166,6 +169,16 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 		cfg.MemoryBudget = -1 // no budget
 	}
 	cfg.Compression.Enabled = *compress
+	if (*certFile == "") != (*keyFile == "") {
+		return nil, flagError(stderr, fs, "-tls-cert and -tls-key go together")
+	}
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			return nil, flagError(stderr, fs, "-tls-cert %s, -tls-key %s: %v", *certFile, *keyFile, err)
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
 	if *origins != "" {
 		cfg.AllowedOrigins = strings.Split(*origins, ",")
 	}

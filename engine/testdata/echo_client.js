@@ -1,6 +1,7 @@
 // Echo client on node ws@8, run by TestInteropScripts.
 //
-// Usage: node echo_client.js ws://host:port/
+// Usage: node echo_client.js ws://host:port/   (or wss://, trusting the CA
+// in the PEM file named by GALE_CA)
 //
 // Sends text, binary and fragmented messages and a ping to an echo server,
 // checks every echo byte for byte, closes with 1000 and a reason and checks
@@ -23,7 +24,10 @@ function fail(what) {
 setTimeout(() => fail('timed out'), 30000).unref();
 
 // ws offers permessage-deflate by default; the server may decline it.
-const ws = new WebSocket(url, { handshakeTimeout: 10000 });
+const opts = { handshakeTimeout: 10000 };
+if (process.env.GALE_CA) opts.ca = require('fs').readFileSync(process.env.GALE_CA);
+const ws = new WebSocket(url, opts);
+ws.on('upgrade', (res) => console.log('extensions:', res.headers['sec-websocket-extensions'] || '(none)'));
 const inbox = [];
 const waiters = [];
 ws.on('message', (data, isBinary) => {

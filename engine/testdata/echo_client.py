@@ -1,6 +1,7 @@
 """Echo client on Debian's python3-websockets (10.x), run by TestInteropScripts.
 
 Usage: /usr/bin/python3 echo_client.py ws://host:port/
+       GALE_CA=ca.pem /usr/bin/python3 echo_client.py wss://host:port/
 
 Sends text, binary and fragmented messages and a ping to an echo server,
 checks every echo byte for byte, closes with 1000 and a reason and checks
@@ -8,6 +9,8 @@ the echoed code. Exits non-zero on any mismatch.
 """
 
 import asyncio
+import os
+import ssl
 import sys
 
 import websockets
@@ -30,7 +33,9 @@ async def echo(ws, msg, what):
 
 
 async def main(url):
-    async with websockets.connect(url, compression=None, max_size=None, open_timeout=10, close_timeout=10) as ws:
+    # wss://: an ssl context that trusts the test's CA.
+    ctx = ssl.create_default_context(cafile=os.environ["GALE_CA"]) if url.startswith("wss:") else None
+    async with websockets.connect(url, ssl=ctx, compression=None, max_size=None, open_timeout=10, close_timeout=10) as ws:
         await echo(ws, "", "empty text")
         await echo(ws, "héllo wörld ✓ 😀 " * 500, "text")
         await echo(ws, bytes(range(256)) * 300, "binary")
