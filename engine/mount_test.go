@@ -775,6 +775,16 @@ func TestMountHandOverShed(t *testing.T) {
 	rc := dialRaw(t, tcp)
 	rc.write([]byte(rawRequest("GET /ws HTTP/1.1", "X-Fill: 1")))
 	rc.expectDropped() // no 101: the socket was closed, not left hanging
+	// The child frees its descriptors just after the failed hand-over; a
+	// dial before that would be shed too.
+	pollUntil(t, "the child's descriptors freed", func() bool {
+		resp, err := http.Get("http://" + addr + "/released")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 
 	ws, err := Dial(t.Context(), "ws://"+addr+"/ws", nil) // the server carries on
 	if err != nil {
@@ -821,6 +831,7 @@ func TestMountChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var released atomic.Bool // the descriptors held for the shed are free again
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Fill") == "" {
@@ -839,6 +850,12 @@ func TestMountChild(t *testing.T) {
 		srv.ServeHTTP(w, r)
 		for _, fd := range held {
 			syscall.Close(fd)
+		}
+		released.Store(true)
+	})
+	mux.HandleFunc("/released", func(w http.ResponseWriter, r *http.Request) {
+		if !released.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(srv.Stats()) })

@@ -769,9 +769,15 @@ func benchIdleChild(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if msg := c.check(); msg != "" {
-		fmt.Fprintln(stderr, "gale bench:", msg)
-		return 2
+	// The parent checked the flags; the child only needs the TLS roots
+	// (check would refuse the zero -duration the parent never passes on).
+	if c.ca != "" || c.insecure {
+		cfg, err := clientTLSConfig(c.ca, c.insecure)
+		if err != nil {
+			fmt.Fprintln(stderr, "gale bench:", err)
+			return 2
+		}
+		c.tls = cfg
 	}
 	var h idleHolder
 	cfg := engine.Config{Loops: c.loops}
