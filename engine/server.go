@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/galews/gale/codec"
 )
 
 // Server is a WebSocket server running on gnet event loops.
@@ -90,12 +92,28 @@ func (s *Server) ListenAndServe(addr string) error {
 // listen backlog, and the episode is logged once (Stats.AcceptErrors
 // counts the failed accepts).
 func (s *Server) Start(addr string) error {
-	if !s.started.CompareAndSwap(false, true) {
+	if s.started.Load() {
 		return errors.New("gale: server already started")
 	}
-	ln, err := listen(addr)
+	ln, err := Listen(addr, s.cfg.ReusePort)
 	if err != nil {
 		return err
+	}
+	if err := s.StartListener(ln); err != nil {
+		ln.Close()
+		return err
+	}
+	return nil
+}
+
+// StartListener serves the connections ln accepts, in the background, as
+// Start does for a listener of its own; ln is closed when the server stops
+// accepting (Shutdown, Drain). Closing ln closes this process's descriptor
+// only: a listening socket inherited from a parent process stays open, with
+// the connections queued in it, as long as another process holds it.
+func (s *Server) StartListener(ln net.Listener) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("gale: server already started")
 	}
 	gcli, err := gnet.NewClient(&events{s: s},
 		gnet.WithMulticore(s.cfg.Loops > 1),
@@ -105,7 +123,7 @@ func (s *Server) Start(addr string) error {
 		gnet.WithLogger(gnetLogger{s.cfg.Logger}),
 	)
 	if err != nil {
-		ln.Close()
+		s.started.Store(false)
 		return fmt.Errorf("gale: %w", err)
 	}
 	if s.cfg.Workers > 0 {
@@ -124,7 +142,6 @@ func (s *Server) Start(addr string) error {
 	}
 	if err := gcli.Start(); err != nil {
 		close(acc.done)
-		ln.Close()
 		s.serveErr = err
 		close(s.done)
 		return fmt.Errorf("gale: %w", err)
@@ -143,6 +160,24 @@ func (s *Server) Addr() net.Addr { return s.addr }
 // the loops stop. It returns ctx's error when the deadline cut the drain
 // short.
 func (s *Server) Shutdown(ctx context.Context) error {
+	return s.stop(ctx, codec.StatusGoingAway, "server shutting down", 0)
+}
+
+// Drain closes the server for a restart: it stops accepting at once, then
+// sends Close 1012 (Service Restart) to its open connections spread evenly
+// over spread, so that clients reconnecting to a successor arrive as a
+// stream rather than all at once, waits for the answers (until ctx is done,
+// or Config.CloseTimeout after the last Close) and stops as Shutdown does.
+// Handshakes in progress are dropped when it starts. It returns ctx's error
+// when the deadline cut the drain short.
+func (s *Server) Drain(ctx context.Context, spread time.Duration) error {
+	return s.stop(ctx, codec.StatusServiceRestart, "service restart", max(spread, 0))
+}
+
+// drainStep is how often Drain closes its next share of connections.
+const drainStep = 20 * time.Millisecond
+
+func (s *Server) stop(ctx context.Context, code codec.StatusCode, reason string, spread time.Duration) error {
 	if !s.started.Load() {
 		return nil
 	}
@@ -159,10 +194,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if acc := s.acc.Load(); acc != nil {
 		acc.stop() // the listener first: nothing new arrives during the drain
 	}
-	for _, l := range s.loopList() {
-		l.el.Execute(context.Background(), closer{l})
-	}
+	steps := int((spread + drainStep - 1) / drainStep)
 	var drainErr error
+	if steps > 1 {
+		// Each step closes, on every loop, its share of the connections
+		// still open: 1/steps of them in the first, all in the last.
+		tick := time.NewTicker(spread / time.Duration(steps))
+		for left := steps; left > 0 && drainErr == nil; left-- {
+			for _, l := range s.loopList() {
+				l.el.Execute(context.Background(), &closer{l: l, code: code, reason: reason, left: left})
+			}
+			if left == 1 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				drainErr = ctx.Err()
+			case <-tick.C:
+			}
+		}
+		tick.Stop()
+	} else {
+		for _, l := range s.loopList() {
+			l.el.Execute(context.Background(), &closer{l: l, code: code, reason: reason, left: 1})
+		}
+	}
 	poll := time.NewTicker(5 * time.Millisecond)
 	for s.Stats().Open > 0 && drainErr == nil {
 		select {
@@ -180,14 +236,37 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return drainErr
 }
 
-// closer is the runnable that starts closing every connection of a loop.
-type closer struct{ l *loop }
+// closer is the runnable that starts closing a loop's connections: of
+// those still open, 1/left (all of them when left is 1). Handshakes in
+// progress are dropped.
+type closer struct {
+	l      *loop
+	code   codec.StatusCode
+	reason string
+	left   int
+}
 
-func (cl closer) Run(context.Context) error {
+func (cl *closer) Run(context.Context) error {
 	cl.l.enter()
-	for c := cl.l.conns; c != nil; {
+	quota := -1 // all
+	if cl.left > 1 {
+		open := 0
+		for c := cl.l.conns; c != nil; c = c.lnext {
+			if c.state == stateOpen {
+				open++
+			}
+		}
+		quota = (open + cl.left - 1) / cl.left
+	}
+	for c := cl.l.conns; c != nil && quota != 0; {
 		next := c.lnext
-		c.shutdown()
+		switch c.state {
+		case stateHandshake:
+			c.abort(ErrServerClosed)
+		case stateOpen:
+			c.sendClose(cl.code, cl.reason)
+			quota--
+		}
 		c = next
 	}
 	return nil
