@@ -168,7 +168,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // over spread, so that clients reconnecting to a successor arrive as a
 // stream rather than all at once, waits for the answers (until ctx is done,
 // or Config.CloseTimeout after the last Close) and stops as Shutdown does.
-// Handshakes in progress are dropped when it starts. It returns ctx's error
+// Handshakes in progress are let finish (or time out), then closed too. It returns ctx's error
 // when the deadline cut the drain short.
 func (s *Server) Drain(ctx context.Context, spread time.Duration) error {
 	return s.stop(ctx, codec.StatusServiceRestart, "service restart", max(spread, 0))
@@ -194,6 +194,10 @@ func (s *Server) stop(ctx context.Context, code codec.StatusCode, reason string,
 	if acc := s.acc.Load(); acc != nil {
 		acc.stop() // the listener first: nothing new arrives during the drain
 	}
+	// Shutdown drops the handshakes in progress; Drain lets them finish
+	// (and then closes them like the rest), since a client whose upgrade
+	// is cut short cannot tell a restart from a failure.
+	abortHandshakes := code != codec.StatusServiceRestart
 	steps := int((spread + drainStep - 1) / drainStep)
 	var drainErr error
 	if steps > 1 {
@@ -202,7 +206,7 @@ func (s *Server) stop(ctx context.Context, code codec.StatusCode, reason string,
 		tick := time.NewTicker(spread / time.Duration(steps))
 		for left := steps; left > 0 && drainErr == nil; left-- {
 			for _, l := range s.loopList() {
-				l.el.Execute(context.Background(), &closer{l: l, code: code, reason: reason, left: left})
+				l.el.Execute(context.Background(), &closer{l: l, code: code, reason: reason, left: left, handshakes: abortHandshakes})
 			}
 			if left == 1 {
 				break
@@ -216,15 +220,22 @@ func (s *Server) stop(ctx context.Context, code codec.StatusCode, reason string,
 		tick.Stop()
 	} else {
 		for _, l := range s.loopList() {
-			l.el.Execute(context.Background(), &closer{l: l, code: code, reason: reason, left: 1})
+			l.el.Execute(context.Background(), &closer{l: l, code: code, reason: reason, left: 1, handshakes: abortHandshakes})
 		}
 	}
 	poll := time.NewTicker(5 * time.Millisecond)
-	for s.Stats().Open > 0 && drainErr == nil {
+	for i := 1; s.Stats().Open > 0 && drainErr == nil; i++ {
 		select {
 		case <-ctx.Done():
 			drainErr = ctx.Err()
 		case <-poll.C:
+		}
+		if !abortHandshakes && i%10 == 0 {
+			// A handshake that completed since the last round is open now:
+			// it is sent its Close too.
+			for _, l := range s.loopList() {
+				l.el.Execute(context.Background(), &closer{l: l, code: code, reason: reason, left: 1})
+			}
 		}
 	}
 	poll.Stop()
@@ -237,13 +248,14 @@ func (s *Server) stop(ctx context.Context, code codec.StatusCode, reason string,
 }
 
 // closer is the runnable that starts closing a loop's connections: of
-// those still open, 1/left (all of them when left is 1). Handshakes in
-// progress are dropped.
+// those still open, 1/left (all of them when left is 1). With handshakes,
+// those in progress are dropped.
 type closer struct {
-	l      *loop
-	code   codec.StatusCode
-	reason string
-	left   int
+	l          *loop
+	code       codec.StatusCode
+	reason     string
+	left       int
+	handshakes bool
 }
 
 func (cl *closer) Run(context.Context) error {
@@ -262,7 +274,9 @@ func (cl *closer) Run(context.Context) error {
 		next := c.lnext
 		switch c.state {
 		case stateHandshake:
-			c.abort(ErrServerClosed)
+			if cl.handshakes {
+				c.abort(ErrServerClosed)
+			}
 		case stateOpen:
 			c.sendClose(cl.code, cl.reason)
 			quota--
