@@ -203,3 +203,32 @@ func TestStartListenerQueueOutlivesServer(t *testing.T) {
 		t.Fatalf("the second server opened %d connections, want %d", h.n.Load(), n)
 	}
 }
+
+// A handshake in progress when Drain starts is not cut off: it completes,
+// and the new connection is then closed with 1012 like the others.
+func TestDrainFinishesHandshakes(t *testing.T) {
+	srv := startServer(t, newRecorder(), Config{})
+	rc := dialRaw(t, srv.Addr())
+	req := []byte(rawRequest())
+	rc.write(req[:10]) // accepted, mid-request
+	for deadline := time.Now().Add(testTimeout); srv.Stats().Open < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection never reached the server")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	drained := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		drained <- srv.Drain(ctx, 200*time.Millisecond)
+	}()
+	time.Sleep(300 * time.Millisecond) // past the spread: only the sweep can close it now
+	rc.write(req[10:])
+	rc.readResponse() // 101, or the test fails
+	rc.expectClose(codec.StatusServiceRestart)
+	rc.write(rawFrame(codec.OpClose, true, rawClosePayload(1012, "")))
+	if err := recv(t, drained, "Drain's return"); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+}

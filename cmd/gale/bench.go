@@ -245,7 +245,10 @@ func (c *common) dialOptions(i int) *engine.DialOptions {
 	}
 	n := c.first + i%sources
 	ip := net.IPv4(127, 0, byte(n>>8), byte(n))
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+	// KeepAlive -1: the kernel's TCP keepalive probes would add a packet
+	// each way per idle connection every 15 s (Go's default), load on the
+	// server's machine that is the load generator's, not the server's.
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, KeepAlive: -1}
 	return &engine.DialOptions{NetDial: d.DialContext}
 }
 

@@ -129,7 +129,13 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		if *reconnect {
 			args = append(args, "-reconnect")
 		}
-		kids[i] = &idleKid{n: cnt, cmd: exec.Command(self, args...), replies: make(chan string, 4)}
+		cmd := exec.Command(self, args...)
+		if os.Getenv("GOMAXPROCS") == "" {
+			// Dozens of children share a few cores, and each is idle after
+			// its ramp: one P each keeps their threads and wake-ups few.
+			cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+		}
+		kids[i] = &idleKid{n: cnt, cmd: cmd, replies: make(chan string, 4)}
 	}
 	defer func() {
 		for _, k := range kids {

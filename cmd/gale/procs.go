@@ -45,6 +45,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -413,6 +414,12 @@ func (sv *supervisor) start(slot int) (*worker, error) {
 	defer pw.Close()
 	cmd := exec.Command(sv.self, sv.args...)
 	cmd.Env = append(os.Environ(), workerEnv+"="+strconv.Itoa(slot))
+	if os.Getenv("GOMAXPROCS") == "" {
+		// The workers share the machine's CPUs: more Ps than a worker's
+		// share only add threads, wake-ups and context switches, which
+		// with dozens of workers on a few cores cost more than they give.
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/sv.sf.procs)))
+	}
 	cmd.ExtraFiles = []*os.File{lf, pw} // descriptors 3 and 4
 	cmd.Stdout, cmd.Stderr = sv.stderr, sv.stderr
 	// A worker whose parent dies is told to shut down, so none is left
