@@ -32,6 +32,10 @@ type Server struct {
 	addr     net.Addr
 	started  atomic.Bool
 	stopping atomic.Bool
+	// closed is set once the acceptor has stopped: a connection it handed
+	// over before that is served (and then closed by the drain like the
+	// others), not reset on arrival.
+	closed atomic.Bool
 	booted   chan struct{}
 	done     chan struct{}
 	serveErr error
@@ -194,6 +198,7 @@ func (s *Server) stop(ctx context.Context, code codec.StatusCode, reason string,
 	if acc := s.acc.Load(); acc != nil {
 		acc.stop() // the listener first: nothing new arrives during the drain
 	}
+	s.closed.Store(true)
 	// Shutdown drops the handshakes in progress; Drain lets them finish
 	// (and then closes them like the rest), since a client whose upgrade
 	// is cut short cannot tell a restart from a failure.
@@ -363,7 +368,7 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	l := s.loopFor(gc.EventLoop())
 	l.enter()
-	if s.stopping.Load() {
+	if s.closed.Load() {
 		return nil, gnet.Close
 	}
 	c := &Conn{gc: gc, loop: l, laddr: gc.LocalAddr(), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}

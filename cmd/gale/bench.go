@@ -89,13 +89,17 @@ type benchResult struct {
 	DialRetries     int     `json:"dial_retries,omitempty"`
 	CheckS          float64 `json:"check_s,omitempty"`
 	// AliveWithin10s is how many answered within 10 s of the check's start.
-	AliveWithin10s     int              `json:"alive_within_10s,omitempty"`
-	Dropped            int64            `json:"dropped,omitempty"`
-	DropCodes          map[string]int64 `json:"drop_codes,omitempty"`
-	Redials            int64            `json:"redials,omitempty"`
-	RedialFails        int64            `json:"redial_fails,omitempty"`
-	RedialFirstErr     string           `json:"redial_first_error,omitempty"`
-	LastBackAfterDropS float64          `json:"last_back_after_drop_s,omitempty"`
+	AliveWithin10s int              `json:"alive_within_10s,omitempty"`
+	Dropped        int64            `json:"dropped,omitempty"`
+	DropCodes      map[string]int64 `json:"drop_codes,omitempty"`
+	Redials        int64            `json:"redials,omitempty"`
+	RedialFails    int64            `json:"redial_fails,omitempty"`
+	RedialFirstErr string           `json:"redial_first_error,omitempty"`
+	// With -reconnect: from the first drop to the last, to the last
+	// connection back, and from the last drop to the last back.
+	DropSpanS               float64 `json:"drop_span_s,omitempty"`
+	LastBackAfterFirstDropS float64 `json:"last_back_after_first_drop_s,omitempty"`
+	LastBackAfterDropS      float64 `json:"last_back_after_last_drop_s,omitempty"`
 	// The kernel: TCP sockets and their buffer memory (/proc/net/sockstat),
 	// and the growth of unreclaimable slab and of all used memory.
 	Sockstat        *sockstat `json:"sockstat,omitempty"`

@@ -53,8 +53,9 @@ type childStats struct {
 	Redials     int64            `json:"redials"`
 	RedialFails int64            `json:"redial_fails"`
 	FirstErr    string           `json:"first_err,omitempty"`
-	LastDropNs  int64            `json:"last_drop_ns"` // Unix ns of the last drop
-	LastBackNs  int64            `json:"last_back_ns"` // Unix ns of the last successful redial
+	FirstDropNs int64            `json:"first_drop_ns"` // Unix ns of the first drop
+	LastDropNs  int64            `json:"last_drop_ns"`  // Unix ns of the last drop
+	LastBackNs  int64            `json:"last_back_ns"`  // Unix ns of the last successful redial
 }
 
 const idleHelp = `Opens -conns connections from child processes (-per-child each, -parallel of
@@ -234,7 +235,9 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		Compress: *compress, Children: len(live), RampS: rampS, RampPerS: float64(held) / rampS, DialRetries: retried,
 		CheckS: checkS, AliveWithin10s: within10, Dropped: st.Dropped, DropCodes: st.Codes,
 		Redials: st.Redials, RedialFails: st.RedialFails, RedialFirstErr: st.FirstErr}
-	if *reconnect && st.LastBackNs > 0 && st.LastDropNs > 0 {
+	if *reconnect && st.LastBackNs > 0 && st.FirstDropNs > 0 {
+		r.DropSpanS = float64(st.LastDropNs-st.FirstDropNs) / 1e9
+		r.LastBackAfterFirstDropS = float64(st.LastBackNs-st.FirstDropNs) / 1e9
 		r.LastBackAfterDropS = float64(st.LastBackNs-st.LastDropNs) / 1e9
 	}
 	// A drop that was redialled is not a lost connection; one that was
@@ -380,6 +383,9 @@ func sumStats(kids []*idleKid) childStats {
 		sum.Redials += st.Redials
 		sum.RedialFails += st.RedialFails
 		sum.LastDropNs = max(sum.LastDropNs, st.LastDropNs)
+		if st.FirstDropNs > 0 && (sum.FirstDropNs == 0 || st.FirstDropNs < sum.FirstDropNs) {
+			sum.FirstDropNs = st.FirstDropNs
+		}
 		sum.LastBackNs = max(sum.LastBackNs, st.LastBackNs)
 		if sum.FirstErr == "" {
 			sum.FirstErr = st.FirstErr
@@ -409,7 +415,7 @@ func benchIdleChild(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	out := &lockedWriter{w: stdout}
-	h := &idleHolder{c: &c, offset: *offset, reconnect: *reconnect}
+	h := &idleHolder{c: &c, offset: *offset, reconnect: *reconnect, redialing: make(chan struct{}, 256)}
 	cfg := engine.Config{Loops: c.loops, PingInterval: *ping}
 	if *compress {
 		cfg.Compression = engine.CompressionConfig{Enabled: true}
@@ -504,7 +510,13 @@ type idleHolder struct {
 
 	open, dropped, redials, redialFails atomic.Int64
 	answered                            atomic.Int64 // pongs to the check's pings
-	lastDrop, lastBack                  atomic.Int64
+	firstDrop, lastDrop, lastBack       atomic.Int64
+
+	// redialing bounds the redials in flight: a reload closes thousands of
+	// connections within seconds, and each dial holds two descriptors for
+	// a moment (the socket and the event loop's copy), which unbounded
+	// would take a child near its file limit past it.
+	redialing chan struct{}
 
 	mu       sync.Mutex
 	conns    []*engine.Conn
@@ -549,7 +561,9 @@ func (h *idleHolder) OnClose(c *engine.Conn, err error) {
 	}
 	h.open.Add(-1)
 	h.dropped.Add(1)
-	h.lastDrop.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	h.firstDrop.CompareAndSwap(0, now)
+	h.lastDrop.Store(now)
 	code := codec.CloseStatus(err)
 	if code == 0 {
 		code = codec.StatusAbnormalClosure
@@ -570,6 +584,8 @@ func (h *idleHolder) OnClose(c *engine.Conn, err error) {
 // counting every failure: a client of a restarting server must never be
 // refused.
 func (h *idleHolder) redial(i int) {
+	h.redialing <- struct{}{}
+	defer func() { <-h.redialing }()
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && !h.quitting.Load(); {
 		err := h.dial(i)
 		if err == nil {
@@ -588,7 +604,7 @@ func (h *idleHolder) redial(i int) {
 
 func (h *idleHolder) stats() childStats {
 	st := childStats{Open: h.open.Load(), Dropped: h.dropped.Load(), Redials: h.redials.Load(),
-		RedialFails: h.redialFails.Load(), LastDropNs: h.lastDrop.Load(), LastBackNs: h.lastBack.Load()}
+		RedialFails: h.redialFails.Load(), FirstDropNs: h.firstDrop.Load(), LastDropNs: h.lastDrop.Load(), LastBackNs: h.lastBack.Load()}
 	h.mu.Lock()
 	st.FirstErr = h.firstErr
 	for code, n := range h.codes {

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	chart "github.com/wcharczuk/go-chart/v2"
 )
@@ -53,6 +54,11 @@ func main() {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	var rs []result
 	for _, f := range files {
+		// Steps are named by their connection count (1000.json); the
+		// restart and reload runs beside them are not steps.
+		if _, err := strconv.Atoi(strings.TrimSuffix(filepath.Base(f), ".json")); err != nil {
+			continue
+		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			fail(err)
