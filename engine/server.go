@@ -35,7 +35,7 @@ type Server struct {
 	// closed is set once the acceptor has stopped: a connection it handed
 	// over before that is served (and then closed by the drain like the
 	// others), not reset on arrival.
-	closed atomic.Bool
+	closed   atomic.Bool
 	booted   chan struct{}
 	done     chan struct{}
 	serveErr error
