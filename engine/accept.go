@@ -59,9 +59,14 @@ type acceptor struct {
 	tlsFailures atomic.Uint64 // Stats.TLSHandshakeErrors
 }
 
-// listen opens the listening socket for addr: "host:port" or
-// "tcp://host:port" (tcp4://, tcp6:// to pin the family), "unix:///path".
-func listen(addr string) (net.Listener, error) {
+// Listen opens a listening socket for addr as Server.Start would: "host:port"
+// or "tcp://host:port" (tcp4://, tcp6:// to pin the family), "unix:///path";
+// with reusePort, SO_REUSEPORT is set on a TCP socket before the bind. It is
+// for a program that opens its listeners itself and serves them with
+// Server.StartListener, for example a supervisor that opens them once and
+// hands them down to worker processes it may replace: the socket, and the
+// connections waiting in its accept queue, outlive any one worker.
+func Listen(addr string, reusePort bool) (net.Listener, error) {
 	network, address := "tcp", addr
 	if scheme, rest, ok := strings.Cut(addr, "://"); ok {
 		network, address = scheme, rest
@@ -78,7 +83,9 @@ func listen(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("%w: %q", ErrBadAddress, addr)
 	}
 	lc := net.ListenConfig{
-		Control: listenerControl,
+		Control: func(network, address string, rc syscall.RawConn) error {
+			return listenerControl(network, address, rc, reusePort)
+		},
 		// gnet's listener set no keepalive, and the ping/idle timers are
 		// the liveness check; Go's default would cost four setsockopts per
 		// accepted socket.
@@ -91,9 +98,8 @@ func listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// listenerControl sets the listening socket's options before the bind: the
-// place for SO_REUSEPORT when several processes are to share a port.
-func listenerControl(network, _ string, rc syscall.RawConn) error {
+// listenerControl sets the listening socket's options before the bind.
+func listenerControl(network, _ string, rc syscall.RawConn, reusePort bool) error {
 	if !strings.HasPrefix(network, "tcp") {
 		return nil
 	}
@@ -102,6 +108,11 @@ func listenerControl(network, _ string, rc syscall.RawConn) error {
 		// A restarted server rebinds at once despite connections of its
 		// predecessor still in TIME_WAIT.
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		if serr == nil && reusePort {
+			// Several sockets on one address, each with its own accept
+			// queue: the kernel picks one per new connection.
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}
 	})
 	return errors.Join(err, serr)
 }

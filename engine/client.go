@@ -115,7 +115,12 @@ func (cl *Client) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 	}
 	dial := opts.NetDial
 	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
+		// No TCP keepalive, as on the server's accepted sockets: the
+		// ping/idle timers are the liveness check, and the kernel's probes
+		// (every 15 s by Go's default) cost a packet each way per idle
+		// connection, which at hundreds of thousands of connections is a
+		// steady load on both ends.
+		dial = (&net.Dialer{KeepAlive: -1}).DialContext
 	}
 	nc, err := dial(ctx, "tcp", hostPort)
 	if err != nil {

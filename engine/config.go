@@ -154,6 +154,14 @@ type Config struct {
 	// Default 1024.
 	WorkerQueue int
 
+	// ReusePort listens with SO_REUSEPORT, so that several processes, or
+	// several Servers in one process, can listen on the same address and
+	// the kernel spreads new connections over them (by a hash of the
+	// connection's addresses). Every listener on the port must set it.
+	// A process's open-files limit caps the connections it can hold; this
+	// is how one port serves more connections than one process may open.
+	ReusePort bool
+
 	// Logger receives handler panics and other events worth a line,
 	// among them accepting pausing at the descriptor limit (one warning per
 	// episode, not per failed accept: the server backs off from 5 ms to

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/galews/gale/codec"
 )
 
 // Server is a WebSocket server running on gnet event loops.
@@ -52,6 +54,10 @@ type Server struct {
 	// a hand-over waiting for a loop that no longer runs.
 	handing sync.RWMutex
 	mount   mountState // mount.go
+	// closed is set once the acceptor has stopped: a connection it handed
+	// over before that is served (and then closed by the drain like the
+	// others), not reset on arrival.
+	closed atomic.Bool
 
 	booted   chan struct{}
 	done     chan struct{}
@@ -121,20 +127,38 @@ func (s *Server) ListenAndServe(addr string) error {
 // listen backlog, and the episode is logged once (Stats.AcceptErrors
 // counts the failed accepts).
 func (s *Server) Start(addr string) error {
-	if !s.started.CompareAndSwap(false, true) {
-		return errors.New("gale: server already started")
-	}
 	if addr == "" {
+		if !s.started.CompareAndSwap(false, true) {
+			return errors.New("gale: server already started")
+		}
 		return s.boot()
 	}
-	ln, err := listen(addr)
+	if s.started.Load() {
+		return errors.New("gale: server already started")
+	}
+	ln, err := Listen(addr, s.cfg.ReusePort)
 	if err != nil {
 		return err
+	}
+	if err := s.StartListener(ln); err != nil {
+		ln.Close()
+		return err
+	}
+	return nil
+}
+
+// StartListener serves the connections ln accepts, in the background, as
+// Start does for a listener of its own; ln is closed when the server stops
+// accepting (Shutdown, Drain). Closing ln closes this process's descriptor
+// only: a listening socket inherited from a parent process stays open, with
+// the connections queued in it, as long as another process holds it.
+func (s *Server) StartListener(ln net.Listener) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("gale: server already started")
 	}
 	s.bootMu.Lock()
 	defer s.bootMu.Unlock()
 	if err := s.bootLocked(); err != nil {
-		ln.Close()
 		return err
 	}
 	acc := newAcceptor(s, ln, s.gcli)
@@ -213,6 +237,24 @@ func (s *Server) Addr() net.Addr { return s.addr }
 // loops stop. It returns ctx's error when the deadline cut the drain short.
 // A server is not restarted after Shutdown.
 func (s *Server) Shutdown(ctx context.Context) error {
+	return s.stop(ctx, codec.StatusGoingAway, "server shutting down", 0)
+}
+
+// Drain closes the server for a restart: it stops accepting at once, then
+// sends Close 1012 (Service Restart) to its open connections spread evenly
+// over spread, so that clients reconnecting to a successor arrive as a
+// stream rather than all at once, waits for the answers (until ctx is done,
+// or Config.CloseTimeout after the last Close) and stops as Shutdown does.
+// Handshakes in progress are let finish (or time out), then closed too. It
+// returns ctx's error when the deadline cut the drain short.
+func (s *Server) Drain(ctx context.Context, spread time.Duration) error {
+	return s.stop(ctx, codec.StatusServiceRestart, "service restart", max(spread, 0))
+}
+
+// drainStep is how often Drain closes its next share of connections.
+const drainStep = 20 * time.Millisecond
+
+func (s *Server) stop(ctx context.Context, code codec.StatusCode, reason string, spread time.Duration) error {
 	s.bootMu.Lock()
 	first := s.stopping.CompareAndSwap(false, true)
 	live := s.live.Load()
@@ -229,20 +271,53 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if acc := s.acc.Load(); acc != nil {
 		acc.stop() // the listener first: nothing new arrives during the drain
 	}
+	s.closed.Store(true)
 	// Hand-overs from ServeHTTP in flight finish (each loop then holds its
 	// connection, which the closers below reach); later ones see stopping.
 	s.handing.Lock()
 	s.handing.Unlock() //nolint:staticcheck // an empty critical section: a barrier
-	for _, l := range s.loopList() {
-		l.el.Execute(context.Background(), closer{l})
-	}
+	// Shutdown drops the handshakes in progress; Drain lets them finish
+	// (and then closes them like the rest), since a client whose upgrade
+	// is cut short cannot tell a restart from a failure.
+	abortHandshakes := code != codec.StatusServiceRestart
+	steps := int((spread + drainStep - 1) / drainStep)
 	var drainErr error
+	if steps > 1 {
+		// Each step closes, on every loop, its share of the connections
+		// still open: 1/steps of them in the first, all in the last.
+		tick := time.NewTicker(spread / time.Duration(steps))
+		for left := steps; left > 0 && drainErr == nil; left-- {
+			for _, l := range s.loopList() {
+				l.el.Execute(context.Background(), &closer{l: l, code: code, reason: reason, left: left, handshakes: abortHandshakes})
+			}
+			if left == 1 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				drainErr = ctx.Err()
+			case <-tick.C:
+			}
+		}
+		tick.Stop()
+	} else {
+		for _, l := range s.loopList() {
+			l.el.Execute(context.Background(), &closer{l: l, code: code, reason: reason, left: 1, handshakes: abortHandshakes})
+		}
+	}
 	poll := time.NewTicker(5 * time.Millisecond)
-	for s.Stats().Open > 0 && drainErr == nil {
+	for i := 1; s.Stats().Open > 0 && drainErr == nil; i++ {
 		select {
 		case <-ctx.Done():
 			drainErr = ctx.Err()
 		case <-poll.C:
+		}
+		if i%10 == 0 {
+			// A connection handed over since the last round (or, under
+			// Drain, a handshake completed since) is sent its Close too.
+			for _, l := range s.loopList() {
+				l.el.Execute(context.Background(), &closer{l: l, code: code, reason: reason, left: 1, handshakes: abortHandshakes})
+			}
 		}
 	}
 	poll.Stop()
@@ -254,14 +329,40 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return drainErr
 }
 
-// closer is the runnable that starts closing every connection of a loop.
-type closer struct{ l *loop }
+// closer is the runnable that starts closing a loop's connections: of
+// those still open, 1/left (all of them when left is 1). With handshakes,
+// those in progress are dropped.
+type closer struct {
+	l          *loop
+	code       codec.StatusCode
+	reason     string
+	left       int
+	handshakes bool
+}
 
-func (cl closer) Run(context.Context) error {
+func (cl *closer) Run(context.Context) error {
 	cl.l.enter()
-	for c := cl.l.conns; c != nil; {
+	quota := -1 // all
+	if cl.left > 1 {
+		open := 0
+		for c := cl.l.conns; c != nil; c = c.lnext {
+			if c.state == stateOpen {
+				open++
+			}
+		}
+		quota = (open + cl.left - 1) / cl.left
+	}
+	for c := cl.l.conns; c != nil && quota != 0; {
 		next := c.lnext
-		c.shutdown()
+		switch c.state {
+		case stateHandshake:
+			if cl.handshakes {
+				c.abort(ErrServerClosed)
+			}
+		case stateOpen:
+			c.sendClose(cl.code, cl.reason)
+			quota--
+		}
 		c = next
 	}
 	return nil
@@ -352,7 +453,7 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	l := s.loopFor(gc.EventLoop())
 	l.enter()
-	if s.stopping.Load() {
+	if s.closed.Load() {
 		return nil, gnet.Close
 	}
 	c := &Conn{gc: gc, loop: l, laddr: gc.LocalAddr(), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}

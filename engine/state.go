@@ -187,17 +187,6 @@ func (c *Conn) socketClosed(err error) {
 	}
 }
 
-// shutdown starts closing c for Server.Shutdown: a handshake is dropped,
-// an open connection is sent 1001. Loop only.
-func (c *Conn) shutdown() {
-	switch c.state {
-	case stateHandshake:
-		c.abort(ErrServerClosed)
-	case stateOpen:
-		c.sendClose(codec.StatusGoingAway, "server shutting down")
-	}
-}
-
 // notifyClose calls Handler.OnClose once.
 func (c *Conn) notifyClose(err error) {
 	if c.notified {

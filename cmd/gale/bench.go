@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -81,7 +79,33 @@ type benchResult struct {
 	ServerRSSAfter  int64   `json:"server_rss_after_kb,omitempty"`
 	RSSPerConn      float64 `json:"rss_per_conn_bytes,omitempty"`
 	IdleCPUPercent  float64 `json:"server_idle_cpu_percent,omitempty"`
-	Alive           int     `json:"alive,omitempty"` // idle connections still echoing at the end
+	Alive           int     `json:"alive,omitempty"` // idle connections that answered the final ping
+	// The server's RSS summed over -pid and its descendants, divided by the
+	// connections held (RSSPerConn counts only the growth since the start).
+	RSSPerConnTotal float64 `json:"rss_per_conn_total_bytes,omitempty"`
+	ServerProcs     int     `json:"server_procs,omitempty"`
+	Children        int     `json:"children,omitempty"`
+	RampS           float64 `json:"ramp_s,omitempty"`
+	RampPerS        float64 `json:"ramp_conns_per_s,omitempty"`
+	DialRetries     int     `json:"dial_retries,omitempty"`
+	CheckS          float64 `json:"check_s,omitempty"`
+	// AliveWithin10s is how many answered within 10 s of the check's start.
+	AliveWithin10s int              `json:"alive_within_10s,omitempty"`
+	Dropped        int64            `json:"dropped,omitempty"`
+	DropCodes      map[string]int64 `json:"drop_codes,omitempty"`
+	Redials        int64            `json:"redials,omitempty"`
+	RedialFails    int64            `json:"redial_fails,omitempty"`
+	RedialFirstErr string           `json:"redial_first_error,omitempty"`
+	// With -reconnect: from the first drop to the last, to the last
+	// connection back, and from the last drop to the last back.
+	DropSpanS               float64 `json:"drop_span_s,omitempty"`
+	LastBackAfterFirstDropS float64 `json:"last_back_after_first_drop_s,omitempty"`
+	LastBackAfterDropS      float64 `json:"last_back_after_last_drop_s,omitempty"`
+	// The kernel: TCP sockets and their buffer memory (/proc/net/sockstat),
+	// and the growth of unreclaimable slab and of all used memory.
+	Sockstat        *sockstat `json:"sockstat,omitempty"`
+	SlabDeltaKB     int64     `json:"slab_delta_kb,omitempty"`
+	HostUsedDeltaKB int64     `json:"host_used_delta_kb,omitempty"`
 
 	// server CPU over the measured window, when -pid is given
 	ServerCPUs      float64 `json:"server_cpu_s,omitempty"`
@@ -239,7 +263,10 @@ func (c *common) dialOptions(i int) *engine.DialOptions {
 	}
 	n := c.first + i%sources
 	ip := net.IPv4(127, 0, byte(n>>8), byte(n))
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+	// KeepAlive -1: the kernel's TCP keepalive probes would add a packet
+	// each way per idle connection every 15 s (Go's default), load on the
+	// server's machine that is the load generator's, not the server's.
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, KeepAlive: -1}
 	return &engine.DialOptions{NetDial: d.DialContext, TLSConfig: c.tls}
 }
 
@@ -615,136 +642,6 @@ func benchHandshake(args []string, stdout, stderr io.Writer) int {
 	return report(stdout, stderr, &r, c.json)
 }
 
-// perChild is how many connections one idle child holds: the file limit
-// here is 20,000 per process.
-const perChild = 15000
-
-const idleHelp = `Opens -conns connections (from child processes, 15000 each) and holds them
-for -duration, then checks that each one still echoes. With -pid, reports the
-server's RSS per connection and its CPU use while the connections are idle.
-`
-
-func benchIdle(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench idle", flag.ContinueOnError)
-	var c common
-	c.register(fs, 1000, 5*time.Second)
-	settle := fs.Duration("settle", 2*time.Second, "wait after the last connection before reading the server's RSS (0: none)")
-	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover), to compare idle memory with and without it; a warning says when the server declines it")
-	if status, done := parseMode(fs, &c, idleHelp, args, stdout, stderr); done {
-		return status
-	}
-	if *settle < 0 {
-		return flagError(stderr, fs, "-settle %v is negative", *settle)
-	}
-	if _, ok := stderr.(*os.File); !ok {
-		// The children's stderr is copied into it by goroutines of
-		// os/exec, while this one writes to it too.
-		stderr = &lockedWriter{w: stderr}
-	}
-	if c.sources == 0 {
-		c.sources = c.conns/10000 + 1
-	}
-	rss0 := procRSS(c.pid)
-
-	// Children hold the connections, perChild each, so that no process
-	// comes near the file limit; each prints "ready HELD FAILED".
-	children := (c.conns + perChild - 1) / perChild
-	self, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(stderr, "gale bench:", err)
-		return 2
-	}
-	var held, failed, compressed int
-	var stdins []io.WriteCloser
-	var outs []*bufio.Reader
-	var cmds []*exec.Cmd
-	for i := range children {
-		n := min(perChild, c.conns-i*perChild)
-		cmd := exec.Command(self, "bench", "idle-child", "-url", c.url, "-conns", strconv.Itoa(n),
-			"-offset", strconv.Itoa(i*perChild), "-sources", strconv.Itoa(c.sources), "-first-source", strconv.Itoa(c.first), "-loops", strconv.Itoa(c.loops))
-		if *compress {
-			cmd.Args = append(cmd.Args, "-compress")
-		}
-		if c.ca != "" {
-			cmd.Args = append(cmd.Args, "-ca", c.ca)
-		}
-		if c.insecure {
-			cmd.Args = append(cmd.Args, "-insecure")
-		}
-		cmd.Stderr = stderr
-		in, _ := cmd.StdinPipe()
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			fmt.Fprintln(stderr, "gale bench:", err)
-			return 2
-		}
-		br := bufio.NewReader(out)
-		stdins, outs, cmds = append(stdins, in), append(outs, br), append(cmds, cmd)
-		line, _ := br.ReadString('\n')
-		var h, f, z int
-		if _, err := fmt.Sscanf(line, "ready %d %d %d", &h, &f, &z); err != nil {
-			fmt.Fprintf(stderr, "gale bench: child %d: %q\n", i, line)
-			f = n
-		}
-		held, failed, compressed = held+h, failed+f, compressed+z
-		if held == 0 {
-			break // not one connection: the child said why; spawn no more
-		}
-	}
-	if held == 0 {
-		for _, in := range stdins {
-			in.Close()
-		}
-		for _, cmd := range cmds {
-			cmd.Wait()
-		}
-		fmt.Fprintf(stderr, "gale bench: cannot connect to %s: no connection opened\n", c.url)
-		return 1
-	}
-	if *compress && compressed < held {
-		fmt.Fprintf(stderr, "gale bench: warning: -compress: the server declined permessage-deflate on %d of %d connections\n", held-compressed, held)
-	}
-	holdStart := time.Now()
-	stopProgress := progress(stderr, func() string {
-		return fmt.Sprintf("holding %d connections: %v of %v", held, time.Since(holdStart).Round(time.Second), *settle+c.duration)
-	})
-	time.Sleep(*settle)
-	rss1 := procRSS(c.pid)
-	cpu0 := procCPU(c.pid)
-	time.Sleep(c.duration)
-	cpu1 := procCPU(c.pid)
-	stopProgress()
-	// Every connection must still echo after the idle time.
-	alive := 0
-	for _, in := range stdins {
-		io.WriteString(in, "check\n")
-	}
-	for _, br := range outs {
-		var a int
-		line, _ := br.ReadString('\n')
-		if _, err := fmt.Sscanf(line, "alive %d", &a); err == nil {
-			alive += a
-		}
-	}
-	for _, in := range stdins {
-		in.Close() // the children exit at the end of their input
-	}
-	for _, cmd := range cmds {
-		cmd.Wait()
-	}
-	r := benchResult{Mode: "idle", URL: c.url, Conns: c.conns, Held: held, Alive: alive, DurationS: c.duration.Seconds(),
-		Errors: uint64(failed + held - alive), Compress: *compress}
-	if *compress {
-		r.Compression = &compressed
-	}
-	if c.pid > 0 && held > 0 {
-		r.ServerRSSBefore, r.ServerRSSAfter = rss0, rss1
-		r.RSSPerConn = float64(rss1-rss0) * 1024 / float64(held)
-		r.IdleCPUPercent = 100 * (cpu1 - cpu0).Seconds() / c.duration.Seconds()
-	}
-	return report(stdout, stderr, &r, c.json)
-}
-
 // lockedWriter serialises writes to w.
 type lockedWriter struct {
 	mu sync.Mutex
@@ -756,75 +653,6 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
-
-// benchIdleChild holds its share of the idle connections until its input
-// ends.
-func benchIdleChild(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench idle-child", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c common
-	c.register(fs, 1000, 0)
-	offset := fs.Int("offset", 0, "index of the first connection, for source addresses")
-	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	// The parent checked the flags; the child only needs the TLS roots
-	// (check would refuse the zero -duration the parent never passes on).
-	if c.ca != "" || c.insecure {
-		cfg, err := clientTLSConfig(c.ca, c.insecure)
-		if err != nil {
-			fmt.Fprintln(stderr, "gale bench:", err)
-			return 2
-		}
-		c.tls = cfg
-	}
-	var h idleHolder
-	cfg := engine.Config{Loops: c.loops}
-	if *compress {
-		cfg.Compression = engine.CompressionConfig{Enabled: true}
-	}
-	cl, err := engine.NewClient(&h, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "gale bench:", err)
-		return 2
-	}
-	var failed atomic.Uint64
-	conns, err := dialAll(stderr, cl, &c, c.conns, *offset, &failed)
-	if err != nil {
-		fmt.Fprintf(stderr, "gale bench: cannot connect to %s: %v\n", c.url, err)
-	}
-	open, compressed := negotiated(io.Discard, conns, false) // the parent warns
-	fmt.Fprintf(stdout, "ready %d %d %d\n", open, failed.Load(), compressed)
-	// Each "check" line: every connection sends a message; answer with how
-	// many echoes came back within 10 s.
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		if in.Text() != "check" {
-			continue
-		}
-		h.echoes.Store(0)
-		sent := 0
-		for _, conn := range conns {
-			if conn != nil && conn.WriteMessage(codec.OpText, []byte("still there?")) == nil {
-				sent++
-			}
-		}
-		for deadline := time.Now().Add(10 * time.Second); int(h.echoes.Load()) < sent && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
-		fmt.Fprintf(stdout, "alive %d\n", h.echoes.Load())
-	}
-	return 0
-}
-
-// idleHolder counts the echoes of the alive check.
-type idleHolder struct {
-	engine.BaseHandler
-	echoes atomic.Int64
-}
-
-func (h *idleHolder) OnMessage(*engine.Conn, codec.Opcode, []byte) { h.echoes.Add(1) }
 
 func report(stdout, stderr io.Writer, r *benchResult, asJSON bool) int {
 	if asJSON {
@@ -864,9 +692,23 @@ func writeMarkdown(w io.Writer, r *benchResult) {
 	case "idle":
 		add("held", strconv.Itoa(r.Held))
 		add("alive", strconv.Itoa(r.Alive))
+		add("ramp conns/s", fmt.Sprintf("%.0f", r.RampPerS))
 		if r.RSSPerConn > 0 {
+			add("server procs", strconv.Itoa(r.ServerProcs))
+			add("server RSS MiB", fmt.Sprintf("%.1f", float64(r.ServerRSSAfter)/1024))
 			add("server RSS/conn (B)", fmt.Sprintf("%.0f", r.RSSPerConn))
 			add("server idle CPU %", fmt.Sprintf("%.2f", r.IdleCPUPercent))
+		}
+		if k := r.Sockstat; k != nil {
+			add("kernel TCP sockets", strconv.FormatInt(k.InUse, 10))
+			add("kernel sock buf MiB", fmt.Sprintf("%.1f", float64(k.MemKB)/1024))
+			add("kernel slab Δ MiB", fmt.Sprintf("%.1f", float64(r.SlabDeltaKB)/1024))
+		}
+		add("check s", fmt.Sprintf("%.1f", r.CheckS))
+		if r.Dropped > 0 || r.Redials > 0 {
+			add("dropped", fmt.Sprintf("%d %v", r.Dropped, r.DropCodes))
+			add("redialled", strconv.FormatInt(r.Redials, 10))
+			add("redial failures", strconv.FormatInt(r.RedialFails, 10))
 		}
 	}
 	if r.Mode != "idle" {

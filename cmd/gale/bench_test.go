@@ -14,9 +14,10 @@ import (
 )
 
 // TestMain lets the test binary stand in for gale when bench idle re-runs
-// itself as its child processes.
+// itself as its child processes, and when the supervisor tests run gale
+// serve -procs (whose workers re-run it too).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "bench" {
+	if len(os.Args) > 1 && (os.Args[1] == "bench" || os.Args[1] == "serve") {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())

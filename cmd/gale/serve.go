@@ -51,6 +51,13 @@ func (h *echoHandler) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
 const serveHelp = `Runs an echo server: every text and binary message is sent back with its
 opcode. A plain GET of / returns a test page that exchanges messages with it.
 Sizes are bytes (1048576) or a number with KiB, MiB or GiB (4MiB).
+With -procs N, this process supervises N worker processes serving the address
+together (SO_REUSEPORT): a worker that dies is restarted (backoff 100ms doubling
+to 10s), SIGINT or SIGTERM shut every worker down (1001 to each connection),
+SIGHUP starts a new set of workers and drains the old ones (1012 to each
+connection, spread over -drain), SIGUSR1 logs the counters summed over the
+workers (also logged every -stats). Each worker raises its open-files limit to
+the hard limit.
 Exit status: 0 after SIGINT or SIGTERM and a clean shutdown, 1 when the
 server fails, 2 on bad flags.
 `
@@ -59,6 +66,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	sf, code := parseServe(args, stdout, stderr)
 	if sf == nil {
 		return code
+	}
+	if os.Getenv(workerEnv) != "" {
+		return serveWorker(sf, stderr)
+	}
+	if sf.procs > 0 {
+		return superviseServe(sf, args, stdout, stderr)
 	}
 	srv, err := sf.server(stderr)
 	if err != nil {
@@ -69,12 +82,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gale serve:", err)
 		return 1
 	}
-	if b := sf.cfg.MemoryBudget; b > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		// The budget bounds what the engine holds; this keeps the collector
-		// from letting garbage double the heap on top of it. GOMEMLIMIT,
-		// when set, is the operator's choice.
-		debug.SetMemoryLimit(b + 64<<20)
-	}
+	sf.limitMemory()
 	fmt.Fprintf(stdout, "gale: echo server listening on %s\n", srv.Addr())
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -88,12 +96,26 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// limitMemory sets the Go memory limit from the memory budget.
+func (sf *serveFlags) limitMemory() {
+	if b := sf.cfg.MemoryBudget; b > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// The budget bounds what the engine holds; this keeps the collector
+		// from letting garbage double the heap on top of it. GOMEMLIMIT,
+		// when set, is the operator's choice.
+		debug.SetMemoryLimit(b + 64<<20)
+	}
+}
+
 // serveFlags is what gale serve's flags ask for.
 type serveFlags struct {
 	addr    string
 	path    string // "" for any path, else starting with "/"
 	maxEcho int
 	cfg     engine.Config
+
+	procs      int           // worker processes (0: serve in this process)
+	drain      time.Duration // a reloaded worker's 1012 closes are spread over this
+	statsEvery time.Duration // how often the supervisor logs the summed counters
 }
 
 // Defaults of gale serve's production limits.
@@ -121,6 +143,10 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 	fs.IntVar(&sf.maxEcho, "max-echo", 0, "close each connection with 1008 after this many echoes (0: no limit)")
 	origins := fs.String("origins", "", "comma-separated allowed Origin values, \"*\" for any (default: same host)")
 	fs.IntVar(&sf.cfg.Loops, "loops", 0, "event loops (0: one per CPU)")
+	fs.IntVar(&sf.procs, "procs", 0, "run this many worker processes on the address (SO_REUSEPORT), supervised by this one: restarted when they die, SIGHUP reloads them (0: serve in this process)")
+	fs.DurationVar(&sf.drain, "drain", 10*time.Second, "with -procs, on SIGHUP: the old workers' connections are closed with 1012 spread over this period")
+	fs.DurationVar(&sf.statsEvery, "stats", 10*time.Second, "with -procs: log the counters summed over the workers this often (0: only at exit and on SIGUSR1)")
+	fs.BoolVar(&sf.cfg.ReusePort, "reuseport", false, "listen with SO_REUSEPORT, so that other processes can serve the same address")
 	compress := fs.Bool("compress", false, "accept permessage-deflate (RFC 7692), without context takeover")
 	certFile := fs.String("tls-cert", "", "serve wss:// (and the test page over https): the certificate chain, a PEM `file` (with -tls-key)")
 	keyFile := fs.String("tls-key", "", "the private key of -tls-cert, a PEM `file`")
@@ -137,6 +163,14 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 		return nil, flagError(stderr, fs, "-addr is empty")
 	case cfg.Loops < 0:
 		return nil, flagError(stderr, fs, "-loops %d is negative", cfg.Loops)
+	case sf.procs < 0:
+		return nil, flagError(stderr, fs, "-procs %d is negative", sf.procs)
+	case sf.procs > 0 && strings.HasPrefix(sf.addr, "unix://"):
+		return nil, flagError(stderr, fs, "-procs needs a TCP address, not %s", sf.addr)
+	case sf.drain < 0:
+		return nil, flagError(stderr, fs, "-drain %v is negative", sf.drain)
+	case sf.statsEvery < 0:
+		return nil, flagError(stderr, fs, "-stats %v is negative", sf.statsEvery)
 	case sf.maxEcho < 0:
 		return nil, flagError(stderr, fs, "-max-echo %d is negative", sf.maxEcho)
 	case maxOut <= 0:

@@ -1,0 +1,762 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/galews/gale/codec"
+	"github.com/galews/gale/engine"
+)
+
+// bench idle: the parent starts child processes (this binary, "bench
+// idle-child"), each holding its share of the connections, because one
+// process may open only so many files. It talks to each over the child's
+// stdin and stdout, one line each way:
+//
+//	child:  progress OPEN FAILED         while dialling, twice a second
+//	child:  ready HELD FAILED COMPRESSED RETRIED
+//	parent: stats   child: stats {JSON childStats}
+//	parent: check   child: alive ANSWERED WITHIN10S
+//
+// and the child exits when its stdin ends, which closes its connections.
+
+// defaultPerChild is how many connections one child holds: the file limit
+// here is 20,000 per process.
+const defaultPerChild = 15000
+
+// maxPerChild leaves a child headroom under a 20,000-file limit for its
+// own descriptors (epoll, pipes, the runtime's).
+const maxPerChild = 19500
+
+// checkPayload marks the liveness check's pings, so that their pongs are
+// told from those of keepalive pings.
+var checkPayload = []byte("gale-bench-check")
+
+// childStats is what a child reports on "stats".
+type childStats struct {
+	Open        int64            `json:"open"`
+	Dropped     int64            `json:"dropped"` // closed by the server or the network
+	Codes       map[string]int64 `json:"codes,omitempty"`
+	Redials     int64            `json:"redials"`
+	RedialFails int64            `json:"redial_fails"`
+	FirstErr    string           `json:"first_err,omitempty"`
+	FirstDropNs int64            `json:"first_drop_ns"` // Unix ns of the first drop
+	LastDropNs  int64            `json:"last_drop_ns"`  // Unix ns of the last drop
+	LastBackNs  int64            `json:"last_back_ns"`  // Unix ns of the last successful redial
+}
+
+const idleHelp = `Opens -conns connections from child processes (-per-child each, -parallel of
+them dialling at a time, over source addresses 127.0.0.2… so that no address
+runs out of ephemeral ports), holds them for -duration, then pings every one and
+counts the pongs: every connection must answer. With -pid it reports the
+server's memory and CPU summed over that process and all its descendants (the
+workers of gale serve -procs): RSS per connection, CPU while idle. Beside it,
+the kernel's socket counts and memory from /proc/net/sockstat and the change of
+unreclaimable slab memory (the kernel's own per-socket structures).
+With -reconnect, a connection the server closes is dialled again at once;
+the report says how many were dropped, with which close codes, how many
+redials failed, and how long after the last drop the last one was back.
+`
+
+func benchIdle(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench idle", flag.ContinueOnError)
+	var c common
+	c.register(fs, 1000, 5*time.Second)
+	settle := fs.Duration("settle", 2*time.Second, "wait after the last connection before reading the server's RSS (0: none)")
+	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover), to compare idle memory with and without it; a warning says when the server declines it")
+	perChild := fs.Int("per-child", defaultPerChild, "connections per child process (each child is under the open-files limit)")
+	parallel := fs.Int("parallel", 4, "child processes dialling at the same time during the ramp")
+	ping := fs.Duration("ping", 0, "client keepalive: each client connection pings the server this often (0: none; the server's own pings are answered either way)")
+	checkTimeout := fs.Duration("check-timeout", 60*time.Second, "how long the final check waits for every pong")
+	reconnect := fs.Bool("reconnect", false, "dial a connection again at once when the server closes it (reload and restart tests)")
+	if status, done := parseMode(fs, &c, idleHelp, args, stdout, stderr); done {
+		return status
+	}
+	switch {
+	case *settle < 0:
+		return flagError(stderr, fs, "-settle %v is negative", *settle)
+	case *perChild < 1 || *perChild > maxPerChild:
+		return flagError(stderr, fs, "-per-child %d: want 1 to %d (one process's open-files limit)", *perChild, maxPerChild)
+	case *parallel < 1:
+		return flagError(stderr, fs, "-parallel %d: need at least 1", *parallel)
+	case *ping < 0:
+		return flagError(stderr, fs, "-ping %v is negative", *ping)
+	case *checkTimeout <= 0:
+		return flagError(stderr, fs, "-check-timeout %v must be positive", *checkTimeout)
+	}
+	if _, ok := stderr.(*os.File); !ok {
+		// The children's stderr is copied into it by goroutines of
+		// os/exec, while this one writes to it too.
+		stderr = &lockedWriter{w: stderr}
+	}
+	if c.sources == 0 {
+		// About 10,000 connections per address: a bound socket's port is
+		// unique per address (28,232 in the default ephemeral range).
+		c.sources = c.conns/10000 + 1
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, "gale bench:", err)
+		return 2
+	}
+	mem0 := readHostMem()
+	rss0, _ := treeRSS(c.pid)
+
+	// The ramp: children started -parallel at a time, each as the previous
+	// ones report ready.
+	n := (c.conns + *perChild - 1) / *perChild
+	kids := make([]*idleKid, n)
+	for i := range kids {
+		cnt := min(*perChild, c.conns-i**perChild)
+		args := []string{"bench", "idle-child", "-url", c.url, "-conns", strconv.Itoa(cnt),
+			"-offset", strconv.Itoa(i * *perChild), "-sources", strconv.Itoa(c.sources), "-first-source", strconv.Itoa(c.first),
+			"-loops", strconv.Itoa(c.loops), "-ping", ping.String(), "-duration", checkTimeout.String()}
+		if *compress {
+			args = append(args, "-compress")
+		}
+		if *reconnect {
+			args = append(args, "-reconnect")
+		}
+		if c.ca != "" {
+			args = append(args, "-ca", c.ca)
+		}
+		if c.insecure {
+			args = append(args, "-insecure")
+		}
+		cmd := exec.Command(self, args...)
+		if os.Getenv("GOMAXPROCS") == "" {
+			// Dozens of children share a few cores, and each is idle after
+			// its ramp: one P each keeps their threads and wake-ups few.
+			cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+		}
+		kids[i] = &idleKid{n: cnt, cmd: cmd, replies: make(chan string, 4)}
+	}
+	defer func() {
+		for _, k := range kids {
+			k.stop()
+		}
+	}()
+	rampStart := time.Now()
+	stopProgress := progress(stderr, func() string {
+		var open, failed int64
+		for _, k := range kids {
+			open += k.open.Load()
+			failed += k.failed.Load()
+		}
+		d := time.Since(rampStart).Seconds()
+		return fmt.Sprintf("ramp: %d of %d open (%.0f/s), %d failed, %v", open, c.conns, float64(open)/d, failed, time.Since(rampStart).Round(time.Second))
+	})
+	var held, failed, compressed, retried int
+	next, running := 0, 0
+	readyCh := make(chan *idleKid, n)
+	for next < n || running > 0 {
+		for running < *parallel && next < n {
+			k := kids[next]
+			next++
+			if err := k.start(stderr, readyCh); err != nil {
+				fmt.Fprintln(stderr, "gale bench:", err)
+				return 2
+			}
+			running++
+		}
+		k := <-readyCh
+		running--
+		held, failed, compressed, retried = held+k.held, failed+k.nfailed, compressed+k.compressed, retried+k.retried
+		if held == 0 && running == 0 {
+			break // not one connection: the child said why; start no more
+		}
+	}
+	rampS := time.Since(rampStart).Seconds()
+	stopProgress()
+	if held == 0 {
+		fmt.Fprintf(stderr, "gale bench: cannot connect to %s: no connection opened\n", c.url)
+		return 1
+	}
+	if *compress && compressed < held {
+		fmt.Fprintf(stderr, "gale bench: warning: -compress: the server declined permessage-deflate on %d of %d connections\n", held-compressed, held)
+	}
+	live := kids[:0:0]
+	for _, k := range kids {
+		if k.started {
+			live = append(live, k)
+		}
+	}
+
+	holdStart := time.Now()
+	var lastStats childStats
+	var statsMu sync.Mutex
+	stopProgress = progress(stderr, func() string {
+		statsMu.Lock()
+		st := lastStats
+		statsMu.Unlock()
+		return fmt.Sprintf("holding %d connections: %v of %v; open %d, dropped %d, redialled %d",
+			held, time.Since(holdStart).Round(time.Second), *settle+c.duration, st.Open, st.Dropped, st.Redials)
+	})
+	pollStats := func() childStats { st := sumStats(live); statsMu.Lock(); lastStats = st; statsMu.Unlock(); return st }
+	pollStats()
+	sleepPolling(*settle, pollStats)
+	rss1, procs := treeRSS(c.pid)
+	mem1 := readHostMem()
+	cpu0 := treeCPU(c.pid)
+	sleepPolling(c.duration, pollStats)
+	cpu1 := treeCPU(c.pid)
+	st := pollStats()
+	stopProgress()
+
+	// Every connection must answer a ping after the idle time.
+	checkStart := time.Now()
+	stopProgress = progress(stderr, func() string {
+		return fmt.Sprintf("checking %d connections: %v", held, time.Since(checkStart).Round(time.Second))
+	})
+	alive, within10 := 0, 0
+	for _, k := range live {
+		k.send("check")
+	}
+	for _, k := range live {
+		var a, w int
+		if _, err := fmt.Sscanf(k.reply(*checkTimeout+30*time.Second), "alive %d %d", &a, &w); err == nil {
+			alive, within10 = alive+a, within10+w
+		}
+	}
+	checkS := time.Since(checkStart).Seconds()
+	stopProgress()
+	for _, k := range kids {
+		k.stop()
+	}
+
+	r := benchResult{Mode: "idle", URL: c.url, Conns: c.conns, Held: held, Alive: alive, DurationS: c.duration.Seconds(),
+		Compress: *compress, Children: len(live), RampS: rampS, RampPerS: float64(held) / rampS, DialRetries: retried,
+		CheckS: checkS, AliveWithin10s: within10, Dropped: st.Dropped, DropCodes: st.Codes,
+		Redials: st.Redials, RedialFails: st.RedialFails, RedialFirstErr: st.FirstErr}
+	if *reconnect && st.LastBackNs > 0 && st.FirstDropNs > 0 {
+		r.DropSpanS = float64(st.LastDropNs-st.FirstDropNs) / 1e9
+		r.LastBackAfterFirstDropS = float64(st.LastBackNs-st.FirstDropNs) / 1e9
+		r.LastBackAfterDropS = float64(st.LastBackNs-st.LastDropNs) / 1e9
+	}
+	// A drop that was redialled is not a lost connection; one that was
+	// not, or a connection that did not answer, is.
+	lost := held - alive
+	if !*reconnect {
+		lost = max(lost, int(st.Dropped))
+	}
+	r.Errors = uint64(failed + lost + int(st.RedialFails))
+	if *compress {
+		r.Compression = &compressed
+	}
+	r.Sockstat = mem1.sockstat
+	r.SlabDeltaKB = mem1.sunreclaimKB - mem0.sunreclaimKB
+	r.HostUsedDeltaKB = mem1.usedKB - mem0.usedKB
+	if c.pid > 0 && held > 0 {
+		r.ServerProcs = procs
+		r.ServerRSSBefore, r.ServerRSSAfter = rss0, rss1
+		r.RSSPerConn = float64(rss1-rss0) * 1024 / float64(held)
+		r.RSSPerConnTotal = float64(rss1) * 1024 / float64(held)
+		r.IdleCPUPercent = 100 * (cpu1 - cpu0).Seconds() / c.duration.Seconds()
+	}
+	return report(stdout, stderr, &r, c.json)
+}
+
+// sleepPolling sleeps for d, calling poll every second.
+func sleepPolling(d time.Duration, poll func() childStats) {
+	end := time.Now().Add(d)
+	for time.Until(end) > 0 {
+		time.Sleep(min(time.Second, time.Until(end)))
+		poll()
+	}
+}
+
+// idleKid is the parent's side of one child.
+type idleKid struct {
+	n       int
+	cmd     *exec.Cmd
+	in      io.WriteCloser
+	started bool
+	replies chan string // lines other than progress and ready
+
+	open, failed atomic.Int64 // from progress lines
+
+	held, nfailed, compressed, retried int // from the ready line
+}
+
+func (k *idleKid) start(stderr io.Writer, ready chan<- *idleKid) error {
+	k.cmd.Stderr = stderr
+	k.in, _ = k.cmd.StdinPipe()
+	out, _ := k.cmd.StdoutPipe()
+	if err := k.cmd.Start(); err != nil {
+		return err
+	}
+	k.started = true
+	go func() {
+		br := bufio.NewReader(out)
+		said := false
+		for {
+			line, err := br.ReadString('\n')
+			line = strings.TrimSpace(line)
+			switch {
+			case strings.HasPrefix(line, "progress "):
+				var o, f int64
+				fmt.Sscanf(line, "progress %d %d", &o, &f)
+				k.open.Store(o)
+				k.failed.Store(f)
+			case strings.HasPrefix(line, "ready ") && !said:
+				if _, err := fmt.Sscanf(line, "ready %d %d %d %d", &k.held, &k.nfailed, &k.compressed, &k.retried); err != nil {
+					k.nfailed = k.n
+				}
+				k.open.Store(int64(k.held))
+				said = true
+				ready <- k
+			case line != "":
+				k.replies <- line
+			}
+			if err != nil {
+				if !said {
+					fmt.Fprintf(stderr, "gale bench: a child ended before it was ready\n")
+					k.nfailed = k.n
+					ready <- k
+				}
+				close(k.replies)
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func (k *idleKid) send(cmd string) {
+	if k.started {
+		io.WriteString(k.in, cmd+"\n")
+	}
+}
+
+// reply waits for the child's answer to the last command ("" if none).
+func (k *idleKid) reply(within time.Duration) string {
+	if !k.started {
+		return ""
+	}
+	select {
+	case line := <-k.replies:
+		return line
+	case <-time.After(within):
+		return ""
+	}
+}
+
+// stop ends the child: its input closes, it exits and its connections
+// close with it.
+func (k *idleKid) stop() {
+	if !k.started {
+		return
+	}
+	k.started = false
+	k.in.Close()
+	done := make(chan struct{})
+	go func() { k.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		k.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// sumStats asks every child for its counters and sums them.
+func sumStats(kids []*idleKid) childStats {
+	var sum childStats
+	for _, k := range kids {
+		k.send("stats")
+	}
+	for _, k := range kids {
+		line, ok := strings.CutPrefix(k.reply(10*time.Second), "stats ")
+		var st childStats
+		if !ok || json.Unmarshal([]byte(line), &st) != nil {
+			continue
+		}
+		sum.Open += st.Open
+		sum.Dropped += st.Dropped
+		sum.Redials += st.Redials
+		sum.RedialFails += st.RedialFails
+		sum.LastDropNs = max(sum.LastDropNs, st.LastDropNs)
+		if st.FirstDropNs > 0 && (sum.FirstDropNs == 0 || st.FirstDropNs < sum.FirstDropNs) {
+			sum.FirstDropNs = st.FirstDropNs
+		}
+		sum.LastBackNs = max(sum.LastBackNs, st.LastBackNs)
+		if sum.FirstErr == "" {
+			sum.FirstErr = st.FirstErr
+		}
+		for code, n := range st.Codes {
+			if sum.Codes == nil {
+				sum.Codes = map[string]int64{}
+			}
+			sum.Codes[code] += n
+		}
+	}
+	return sum
+}
+
+// benchIdleChild holds its share of the idle connections until its input
+// ends.
+func benchIdleChild(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench idle-child", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs, 1000, 0)
+	offset := fs.Int("offset", 0, "index of the first connection, for source addresses")
+	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover)")
+	ping := fs.Duration("ping", 0, "client keepalive interval")
+	reconnect := fs.Bool("reconnect", false, "dial again when the server closes a connection")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	// The parent checked the flags; the child only needs the TLS roots.
+	if c.ca != "" || c.insecure {
+		tc, err := clientTLSConfig(c.ca, c.insecure)
+		if err != nil {
+			fmt.Fprintln(stderr, "gale bench:", err)
+			return 2
+		}
+		c.tls = tc
+	}
+	out := &lockedWriter{w: stdout}
+	h := &idleHolder{c: &c, offset: *offset, reconnect: *reconnect, redialing: make(chan struct{}, 256)}
+	cfg := engine.Config{Loops: c.loops, PingInterval: *ping}
+	if *compress {
+		cfg.Compression = engine.CompressionConfig{Enabled: true}
+	}
+	cl, err := engine.NewClient(h, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "gale bench:", err)
+		return 2
+	}
+	h.cl = cl
+	h.conns = make([]*engine.Conn, c.conns)
+	var failed, retried atomic.Int64
+	dialDone := make(chan struct{})
+	go func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-dialDone:
+				return
+			case <-t.C:
+				fmt.Fprintf(out, "progress %d %d\n", h.open.Load(), failed.Load())
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	var printed atomic.Int32
+	for i := range c.conns {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			// A dial that fails (a SYN dropped by a full queue and not
+			// retransmitted in time) is tried twice more, and counted.
+			var err error
+			for try := range 3 {
+				if try > 0 {
+					retried.Add(1)
+				}
+				if err = h.dial(i); err == nil {
+					return
+				}
+			}
+			failed.Add(1)
+			if printed.Add(1) <= 3 {
+				fmt.Fprintln(stderr, "gale bench: dial:", err)
+			}
+		}()
+		if i == 0 {
+			wg.Wait() // the first alone: a server that is not there fails once
+			if failed.Load() == 1 {
+				failed.Store(int64(c.conns))
+				break
+			}
+		}
+	}
+	wg.Wait()
+	close(dialDone)
+	compressed := 0
+	h.mu.Lock()
+	for _, conn := range h.conns {
+		if conn != nil && conn.Compression() {
+			compressed++
+		}
+	}
+	h.mu.Unlock()
+	fmt.Fprintf(out, "ready %d %d %d %d\n", h.open.Load(), failed.Load(), compressed, retried.Load())
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "stats":
+			b, _ := json.Marshal(h.stats())
+			fmt.Fprintf(out, "stats %s\n", b)
+		case "check":
+			a, w := h.check(c.duration)
+			fmt.Fprintf(out, "alive %d %d\n", a, w)
+		}
+	}
+	h.quitting.Store(true)
+	return 0
+}
+
+// idleHolder is a child's handler and connection table.
+type idleHolder struct {
+	engine.BaseHandler
+	c         *common
+	cl        *engine.Client
+	offset    int
+	reconnect bool
+	quitting  atomic.Bool
+
+	open, dropped, redials, redialFails atomic.Int64
+	answered                            atomic.Int64 // pongs to the check's pings
+	firstDrop, lastDrop, lastBack       atomic.Int64
+
+	// redialing bounds the redials in flight: a reload closes thousands of
+	// connections within seconds, and each dial holds two descriptors for
+	// a moment (the socket and the event loop's copy), which unbounded
+	// would take a child near its file limit past it.
+	redialing chan struct{}
+
+	mu       sync.Mutex
+	conns    []*engine.Conn
+	codes    map[codec.StatusCode]int64
+	firstErr string
+}
+
+// slot is a connection's user data: its index and whether it answered the
+// check.
+type slot struct {
+	i        int
+	answered atomic.Bool
+}
+
+func (h *idleHolder) dial(i int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	conn, err := h.cl.Dial(ctx, h.c.url, h.c.dialOptions(h.offset+i))
+	if err != nil {
+		return err
+	}
+	conn.SetUserData(&slot{i: i})
+	h.mu.Lock()
+	h.conns[i] = conn
+	h.mu.Unlock()
+	h.open.Add(1)
+	return nil
+}
+
+func (h *idleHolder) OnMessage(*engine.Conn, codec.Opcode, []byte) {}
+
+func (h *idleHolder) OnPong(c *engine.Conn, p []byte) {
+	if s, ok := c.UserData().(*slot); ok && bytes.Equal(p, checkPayload) && s.answered.CompareAndSwap(false, true) {
+		h.answered.Add(1)
+	}
+}
+
+func (h *idleHolder) OnClose(c *engine.Conn, err error) {
+	s, ok := c.UserData().(*slot)
+	if !ok || h.quitting.Load() {
+		return
+	}
+	h.open.Add(-1)
+	h.dropped.Add(1)
+	now := time.Now().UnixNano()
+	h.firstDrop.CompareAndSwap(0, now)
+	h.lastDrop.Store(now)
+	code := codec.CloseStatus(err)
+	if code == 0 {
+		code = codec.StatusAbnormalClosure
+	}
+	h.mu.Lock()
+	if h.codes == nil {
+		h.codes = map[codec.StatusCode]int64{}
+	}
+	h.codes[code]++
+	h.conns[s.i] = nil
+	h.mu.Unlock()
+	if h.reconnect {
+		go h.redial(s.i)
+	}
+}
+
+// redial dials slot i again until it succeeds (for at most a minute),
+// counting every failure: a client of a restarting server must never be
+// refused.
+func (h *idleHolder) redial(i int) {
+	h.redialing <- struct{}{}
+	defer func() { <-h.redialing }()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && !h.quitting.Load(); {
+		err := h.dial(i)
+		if err == nil {
+			h.redials.Add(1)
+			h.lastBack.Store(time.Now().UnixNano())
+			return
+		}
+		if h.redialFails.Add(1) == 1 {
+			h.mu.Lock()
+			h.firstErr = err.Error()
+			h.mu.Unlock()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (h *idleHolder) stats() childStats {
+	st := childStats{Open: h.open.Load(), Dropped: h.dropped.Load(), Redials: h.redials.Load(),
+		RedialFails: h.redialFails.Load(), FirstDropNs: h.firstDrop.Load(), LastDropNs: h.lastDrop.Load(), LastBackNs: h.lastBack.Load()}
+	h.mu.Lock()
+	st.FirstErr = h.firstErr
+	for code, n := range h.codes {
+		if st.Codes == nil {
+			st.Codes = map[string]int64{}
+		}
+		st.Codes[strconv.Itoa(int(code))] = n
+	}
+	h.mu.Unlock()
+	return st
+}
+
+// check pings every connection and waits for the pongs, up to timeout;
+// it returns how many answered, and how many of them within 10 s.
+func (h *idleHolder) check(timeout time.Duration) (answered, within10 int) {
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	h.mu.Lock()
+	conns := append([]*engine.Conn(nil), h.conns...)
+	h.mu.Unlock()
+	h.answered.Store(0)
+	sent := 0
+	for _, conn := range conns {
+		if conn == nil {
+			continue
+		}
+		if s, ok := conn.UserData().(*slot); ok {
+			s.answered.Store(false)
+		}
+		if conn.Ping(checkPayload) == nil {
+			sent++
+		}
+	}
+	start := time.Now()
+	w := -1
+	for int(h.answered.Load()) < sent && time.Since(start) < timeout {
+		if w < 0 && time.Since(start) >= 10*time.Second {
+			w = int(h.answered.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a := int(h.answered.Load())
+	if w < 0 {
+		w = a
+	}
+	return a, w
+}
+
+// treeRSS returns the summed VmRSS (KiB) of pid and all its descendants,
+// and how many processes that is.
+func treeRSS(pid int) (kb int64, procs int) {
+	for _, p := range procTree(pid) {
+		kb += procRSS(p)
+		procs++
+	}
+	return kb, procs
+}
+
+// treeCPU returns the CPU time of pid and all its descendants.
+func treeCPU(pid int) time.Duration {
+	var d time.Duration
+	for _, p := range procTree(pid) {
+		d += procCPU(p)
+	}
+	return d
+}
+
+// procTree returns pid and its descendants, read from /proc (each thread's
+// children file lists the processes it forked).
+func procTree(pid int) []int {
+	if pid <= 0 {
+		return nil
+	}
+	all := []int{pid}
+	for i := 0; i < len(all); i++ {
+		files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", all[i]))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			for _, s := range strings.Fields(string(b)) {
+				if n, err := strconv.Atoi(s); err == nil {
+					all = append(all, n)
+				}
+			}
+		}
+	}
+	return all
+}
+
+// hostMem is the machine-wide memory the kernel accounts to sockets.
+type hostMem struct {
+	sockstat     *sockstat
+	sunreclaimKB int64 // unreclaimable slab: socket, inode, dentry and file structures among it
+	usedKB       int64 // MemTotal - MemAvailable
+}
+
+// sockstat is /proc/net/sockstat's TCP line.
+type sockstat struct {
+	InUse  int64 `json:"inuse"`
+	Orphan int64 `json:"orphan"`
+	TW     int64 `json:"tw"`
+	Alloc  int64 `json:"alloc"`
+	MemKB  int64 `json:"mem_kb"` // pages of socket buffers, in KiB
+}
+
+func readHostMem() hostMem {
+	var m hostMem
+	if b, err := os.ReadFile("/proc/net/sockstat"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "TCP: "); ok {
+				var s sockstat
+				var pages int64
+				if _, err := fmt.Sscanf(rest, "inuse %d orphan %d tw %d alloc %d mem %d", &s.InUse, &s.Orphan, &s.TW, &s.Alloc, &pages); err == nil {
+					s.MemKB = pages * int64(os.Getpagesize()) / 1024
+					m.sockstat = &s
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var total, avail int64
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			switch f[0] {
+			case "SUnreclaim:":
+				m.sunreclaimKB = v
+			case "MemTotal:":
+				total = v
+			case "MemAvailable:":
+				avail = v
+			}
+		}
+		m.usedKB = total - avail
+	}
+	return m
+}
