@@ -156,9 +156,10 @@ func TestBenchBroadcast(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	// The window can close with up to two broadcasts partly delivered.
 	r := runBench(t, "broadcast", "-url", "ws://"+srv.Addr().String()+"/", "-conns", "50", "-size", "1024",
 		"-duration", "500ms", "-warmup", "100ms", "-json", "-pid", strconv.Itoa(os.Getpid()))
-	if r.Broadcasts == 0 || r.Msgs < 50*(r.Broadcasts-1) || r.Errors != 0 || r.P50us <= 0 || r.ServerCPUPerMsg <= 0 {
+	if r.Broadcasts == 0 || r.Msgs < 50*(r.Broadcasts-2) || r.Errors != 0 || r.P50us <= 0 || r.ServerCPUPerMsg <= 0 {
 		t.Fatalf("%+v", r)
 	}
 }
