@@ -763,7 +763,9 @@ func benchIdleChild(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench idle-child", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c common
-	c.register(fs, 1000, 0)
+	// The child holds its connections until stdin closes: -duration is
+	// not passed to it, and its default must pass check.
+	c.register(fs, 1000, time.Second)
 	offset := fs.Int("offset", 0, "index of the first connection, for source addresses")
 	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover)")
 	if err := fs.Parse(args); err != nil {
