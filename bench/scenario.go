@@ -89,7 +89,7 @@ var scenarios = []scenario{
 // tlsSkip are the servers left out of the wss:// scenarios, for tlsNote.
 var tlsSkip = []string{"gobwas"}
 
-const tlsNote = "Every server serves the same ECDSA P-256 certificate, made for the run, with its own TLS: Gale with `engine.Config.TLS` (crypto/tls, records on the loops), gorilla with net/http's `ServeTLS`, gws with a crypto/tls listener (what its `RunTLS` does), nbio with nbhttp's `AddrsTLS` on its fork of crypto/tls. gobwas, which leaves TLS to the caller, is left out."
+const tlsNote = "Every server serves the same ECDSA P-256 certificate, made for the run, with its own TLS: Gale with `engine.Config.TLS` (crypto/tls, records on the loops), gorilla with net/http's `ServeTLS`, gws with a crypto/tls listener (what its `RunTLS` does), nbio with nbhttp's `AddrsTLS` on its fork of crypto/tls. gobwas, which leaves TLS to the caller, is left out. Key exchange: the crypto/tls servers (Gale, gorilla, gws) and gale bench agree on Go's default X25519MLKEM768; nbio's fork (lesismal/llib, Go 1.16-era) knows no ML-KEM and settles on X25519, which is cheaper per handshake."
 
 // variants are Gale run another way, each mapped to the server it varies:
 // gale-http is Gale mounted on a net/http server (Server.ServeHTTP). A
