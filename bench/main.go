@@ -118,7 +118,7 @@ func mainErr() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: raising the open-files limit:", err)
 	}
-	if slices.Contains(sel, "idle") && *idleConns+100 > int(limit) {
+	if (slices.Contains(sel, "idle") || slices.Contains(sel, "wss-idle")) && *idleConns+100 > int(limit) {
 		fmt.Fprintf(os.Stderr, "bench: note: %d idle connections in one server process need more than the %d open files allowed here\n", *idleConns, limit)
 	}
 
@@ -181,6 +181,22 @@ func mainErr() int {
 		serverBin: bin, galeBin: gale, bcastConns: *bcastConns, warmup: *warmup, duration: *duration,
 		idleConns: *idleConns, idleWindow: *idleWindow, profileDir: *profileDir, verbose: *verbose,
 	}
+	for _, n := range sel {
+		if sc, _ := scenarioByName(n); sc.TLS && o.certs == nil {
+			dir, err := os.MkdirTemp("", "galecerts")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				return 1
+			}
+			defer os.RemoveAll(dir)
+			c, err := writeCerts(dir)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench: certificate:", err)
+				return 1
+			}
+			o.certs = &c
+		}
+	}
 	rep := report{Machine: readMachine(bin)}
 	start := time.Now()
 	rep.Params = params{
@@ -210,7 +226,7 @@ func mainErr() int {
 				fmt.Fprintf(os.Stderr, "bench: %-14s round %d/%d %-8s %s\n", name, round, *rounds, impl, progress(r))
 				// Right after gale's first run of an echo scenario: the same
 				// load on a fresh gale server from the independent raw client.
-				if impl == "gale" && round == 1 && sc.Kind == kindEcho && !sc.Compress && sc.Sweep == "" && !*noCheck && ctx.Err() == nil {
+				if impl == "gale" && round == 1 && sc.Kind == kindEcho && !sc.Compress && !sc.TLS && sc.Sweep == "" && !*noCheck && ctx.Err() == nil {
 					c := runOne(ctx, o, sc, impl, round, true)
 					rep.Checks = append(rep.Checks, c)
 					fmt.Fprintf(os.Stderr, "bench: %-14s round %d/%d %-8s raw client: %s\n", name, round, *rounds, impl, progress(c))

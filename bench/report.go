@@ -161,6 +161,9 @@ func verdicts(sums []summary) []verdict {
 				continue
 			}
 			v.Metric = "server CPU per message, Gale/gorilla"
+			if sc.Kind == kindHandshake {
+				v.Metric = "server CPU per handshake, Gale/gorilla"
+			}
 			v.Value = gale.CPUPerOp.Med / base.CPUPerOp.Med
 			v.Target, v.Met = fmt.Sprintf("≤ %.2fx", t.Max), v.Value <= t.Max
 			v.Ahead = aheadOfPeers(sums, sc.Name, gale)
@@ -174,6 +177,15 @@ func verdicts(sums []summary) []verdict {
 		case "kib":
 			if gale.KiBPerConn.N == 0 {
 				continue
+			}
+			if !t.Absolute {
+				if base.KiBPerConn.Med <= 0 {
+					continue
+				}
+				v.Metric = "server RSS per idle connection, Gale/gorilla"
+				v.Value = gale.KiBPerConn.Med / base.KiBPerConn.Med
+				v.Target, v.Met = fmt.Sprintf("≤ %.2fx", t.Max), v.Value <= t.Max
+				break
 			}
 			v.Metric = "server RSS per idle connection, KiB"
 			v.Value = gale.KiBPerConn.Med

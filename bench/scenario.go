@@ -38,6 +38,7 @@ type scenario struct {
 	Workers int  // handshake loops
 
 	Compress bool   // servers accept permessage-deflate, the client offers it
+	TLS      bool   // wss://: servers serve the run's certificate, the client trusts its CA
 	Sweep    string // connections-sweep group this point belongs to
 	// Skip are servers left out of this scenario, with the reason in Note.
 	Skip []string
@@ -52,7 +53,7 @@ type scenario struct {
 // target is a bar: Gale/gorilla (or, for Absolute, Gale alone) of Metric
 // must be ≤ Max or ≥ Min.
 type target struct {
-	Metric   string // "cpu", "rate" or "kib"
+	Metric   string // "cpu" (per message or handshake), "rate" or "kib"
 	Max, Min float64
 	Absolute bool
 }
@@ -73,11 +74,22 @@ var scenarios = []scenario{
 		Workers: 64, Target: &target{Metric: "rate", Min: 1.25}, With: []string{"gale-http"}},
 	{Name: "idle", Title: "Idle upgraded connections in one server process", Kind: kindIdle,
 		Conns: 18000, Target: &target{Metric: "kib", Max: 0.8, Absolute: true}, With: []string{"gale-http"}},
+	{Name: "wss-echo1k", Title: "wss:// echo 1 KiB binary, 100 connections, 1 in flight each", Kind: kindEcho,
+		Conns: 100, Size: 1 << 10, Depth: 1, TLS: true, Target: &target{Metric: "cpu", Max: 0.60}, Skip: tlsSkip, Note: tlsNote},
+	{Name: "wss-handshake", Title: "wss:// connection setup (TCP, TLS 1.3 ECDSA P-256, upgrade, Close both ways), 64 at a time", Kind: kindHandshake,
+		Workers: 64, TLS: true, Target: &target{Metric: "cpu", Max: 1.0}, Skip: tlsSkip, Note: tlsNote},
+	{Name: "wss-idle", Title: "Idle wss:// connections in one server process", Kind: kindIdle,
+		Conns: 18000, TLS: true, Target: &target{Metric: "kib", Max: 0.25}, Skip: tlsSkip, Note: tlsNote},
 	{Name: "sweep5k", Title: "Echo 1 KiB binary, 5,000 connections, 1 in flight each (connections sweep)", Kind: kindEcho,
 		Conns: 5000, Size: 1 << 10, Depth: 1, Sweep: "echo1k"},
 	{Name: "sweep15k", Title: "Echo 1 KiB binary, 15,000 connections, 1 in flight each (connections sweep)", Kind: kindEcho,
 		Conns: 15000, Size: 1 << 10, Depth: 1, Sweep: "echo1k"},
 }
+
+// tlsSkip are the servers left out of the wss:// scenarios, for tlsNote.
+var tlsSkip = []string{"gobwas"}
+
+const tlsNote = "Every server serves the same ECDSA P-256 certificate, made for the run, with its own TLS: Gale with `engine.Config.TLS` (crypto/tls, records on the loops), gorilla with net/http's `ServeTLS`, gws with a crypto/tls listener (what its `RunTLS` does), nbio with nbhttp's `AddrsTLS` on its fork of crypto/tls. gobwas, which leaves TLS to the caller, is left out. Key exchange: the crypto/tls servers (Gale, gorilla, gws) and gale bench agree on Go's default X25519MLKEM768; nbio's fork (lesismal/llib, Go 1.16-era) knows no ML-KEM and settles on X25519, which is cheaper per handshake."
 
 // variants are Gale run another way, each mapped to the server it varies:
 // gale-http is Gale mounted on a net/http server (Server.ServeHTTP). A
@@ -175,6 +187,7 @@ type options struct {
 	idleWindow time.Duration
 	profileDir string
 	verbose    bool
+	certs      *certFiles // for the wss:// scenarios
 }
 
 // runOne starts a fresh server for impl and runs sc against it with gale
@@ -185,7 +198,15 @@ func runOne(ctx context.Context, o *options, sc scenario, impl string, round int
 	if o.profileDir != "" && !raw {
 		profile = filepath.Join(o.profileDir, fmt.Sprintf("%s-%s-r%d.pprof", impl, sc.Name, round))
 	}
-	srv, err := startServer(o.serverBin, impl, profile, o.verbose, sc.Compress, sc.Kind == kindBroadcast)
+	var certs *certFiles
+	if sc.TLS {
+		if o.certs == nil {
+			r.Err = "no certificate for wss:// (see writeCerts)"
+			return r
+		}
+		certs = o.certs
+	}
+	srv, err := startServer(o.serverBin, impl, profile, o.verbose, sc.Compress, sc.Kind == kindBroadcast, certs)
 	if err != nil {
 		r.Err = err.Error()
 		return r
@@ -234,9 +255,16 @@ func galeBench(ctx context.Context, o *options, sc scenario, srv *server, r *run
 	if path == "" {
 		path = "/"
 	}
-	url := "ws://" + srv.addr + path
+	scheme := "ws://"
+	if sc.TLS {
+		scheme = "wss://"
+	}
+	url := scheme + srv.addr + path
 	args := []string{"bench"}
 	common := []string{"-url", url, "-json", "-pid", strconv.Itoa(srv.pid)}
+	if sc.TLS {
+		common = append(common, "-ca", o.certs.CA)
+	}
 	dur := o.duration.String()
 	switch sc.Kind {
 	case kindEcho:

@@ -68,6 +68,13 @@ func newGale(o serverOptions) (*engine.Server, error) {
 		MaxMessageSize: maxMessage,
 		Logger:         slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
+	if o.tlsCert != "" {
+		tc, err := o.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		cfg.TLS = tc
+	}
 	if o.compress {
 		cfg.Compression = engine.CompressionConfig{Enabled: true}
 	}

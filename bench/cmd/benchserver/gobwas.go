@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -26,6 +27,13 @@ func startGobwas(addr string, o serverOptions) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if o.tlsCert != "" { // a crypto/tls listener, as gobwas leaves TLS to the caller
+		tc, err := o.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		ln = tls.NewListener(ln, tc)
 	}
 	var b *gobwasBroadcast
 	if o.broadcast {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -44,6 +45,13 @@ func startGorilla(addr string, o serverOptions) (net.Addr, error) {
 			}
 		}
 	})
+	if o.tlsCert != "" {
+		// net/http over crypto/tls: http.Server.ServeTLS with the
+		// certificate files, as an application serving wss:// would.
+		hs := &http.Server{Handler: handler, TLSConfig: &tls.Config{NextProtos: []string{"http/1.1"}}}
+		go hs.ServeTLS(ln, o.tlsCert, o.tlsKey)
+		return ln.Addr(), nil
+	}
 	go http.Serve(ln, handler)
 	return ln.Addr(), nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"net"
 	"sync"
 
@@ -52,6 +53,16 @@ func startGWS(addr string, o serverOptions) (net.Addr, error) {
 		ReadMaxPayloadSize: maxMessage,
 		PermessageDeflate:  gws.PermessageDeflate{Enabled: o.compress},
 	})
+	if o.tlsCert != "" {
+		// What gws's Server.RunTLS does (a crypto/tls listener with the
+		// certificate and ALPN http/1.1), on our listener so that the
+		// bound address is known.
+		tc, err := o.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		ln = tls.NewListener(ln, tc)
+	}
 	go srv.RunListener(ln)
 	return ln.Addr(), nil
 }

@@ -9,11 +9,15 @@
 // messages with their opcode, with messages capped at 16 MiB, written the
 // way the library's own documentation shows; -compress turns
 // permessage-deflate on, -broadcast sends each message to every connection
-// instead of echoing it. gale-http is Gale mounted on a net/http server
+// instead of echoing it; -tls-cert and -tls-key serve wss:// with each
+// library's own TLS (gale: engine.Config.TLS; gorilla: net/http's
+// ServeTLS; gws: a crypto/tls listener, as its RunTLS; nbio: nbhttp's
+// AddrsTLS on its fork of crypto/tls). gale-http is Gale mounted on a net/http server
 // (Server.ServeHTTP) at /ws; the others serve every path.
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"net"
@@ -29,6 +33,18 @@ import (
 type serverOptions struct {
 	compress  bool // accept permessage-deflate and compress what is sent
 	broadcast bool // send every received message to every connection instead of echoing it
+	// tlsCert and tlsKey, when set, are the PEM certificate and key every
+	// implementation serves wss:// with, through its own TLS support.
+	tlsCert, tlsKey string
+}
+
+// tlsConfig loads the certificate for the servers on crypto/tls.
+func (o serverOptions) tlsConfig() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}, nil
 }
 
 // maxMessage is the one message-size limit every implementation gets.
@@ -61,7 +77,19 @@ func run() int {
 	var o serverOptions
 	flag.BoolVar(&o.compress, "compress", false, "accept permessage-deflate where the library supports it")
 	flag.BoolVar(&o.broadcast, "broadcast", false, "send every received message to every connection instead of echoing")
+	flag.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file`: serve wss:// (with -tls-key)")
+	flag.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` for -tls-cert")
 	flag.Parse()
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		fmt.Fprintln(os.Stderr, "benchserver: -tls-cert and -tls-key go together")
+		return 2
+	}
+	if o.tlsCert != "" && *impl == "gale-http" {
+		// Server.ServeHTTP takes over plain connections only: a TLS
+		// connection cannot be handed from net/http to the loops.
+		fmt.Fprintln(os.Stderr, "benchserver: gale-http does not serve TLS")
+		return 2
+	}
 
 	start, ok := impls[*impl]
 	if !ok {

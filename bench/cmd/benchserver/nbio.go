@@ -1,6 +1,7 @@
 package main
 
 import (
+	nbtls "github.com/lesismal/llib/std/crypto/tls"
 	"net"
 	"net/http"
 	"os"
@@ -50,7 +51,7 @@ func startNbio(addr string, o serverOptions) (net.Addr, error) {
 		}
 	})
 	bound := make(chan net.Addr, 1)
-	eng := nbhttp.NewEngine(nbhttp.Config{
+	conf := nbhttp.Config{
 		Network:                 "tcp",
 		Addrs:                   []string{addr},
 		Handler:                 mux,
@@ -62,7 +63,18 @@ func startNbio(addr string, o serverOptions) (net.Addr, error) {
 			}
 			return ln, err
 		},
-	})
+	}
+	if o.tlsCert != "" {
+		// nbhttp's own TLS: its fork of crypto/tls (lesismal/llib),
+		// records handled in its pollers.
+		cert, err := nbtls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return nil, err
+		}
+		conf.Addrs, conf.AddrsTLS = nil, []string{addr}
+		conf.TLSConfig = &nbtls.Config{Certificates: []nbtls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
+	}
+	eng := nbhttp.NewEngine(conf)
 	if err := eng.Start(); err != nil {
 		return nil, err
 	}
