@@ -257,6 +257,17 @@ func TestOnCloseOnceRacing(t *testing.T) {
 	}
 	wg.Wait()
 	waitOpenCount(t, srv, 1)
+	// Open drops as the socket goes, just before OnClose runs on the loop.
+	pollUntil(t, "every OnClose", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		for _, l := range tr.conns {
+			if l.addr != by.addr() && l.closes == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	tr.mu.Lock()
 	for _, l := range tr.conns {
 		if l.addr != by.addr() && (l.closes != 1 || l.err == nil) {
