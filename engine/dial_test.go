@@ -61,10 +61,10 @@ func galeEcho(t *testing.T, secure bool) (url string, roots *x509.CertPool) {
 	return "wss://" + ln.Addr().String() + "/", roots
 }
 
-// seedWalkthrough is the acceptance scenario of the project's second seed:
+// closeWalkthrough is an acceptance scenario for a client:
 // one message as three frames (FIN 0, 0, 1), the echo read frame by frame
 // until FIN, then Close 1000 with a reason and the echoed code checked.
-func seedWalkthrough(t *testing.T, c *ClientConn, echoesReason bool) {
+func closeWalkthrough(t *testing.T, c *ClientConn, echoesReason bool) {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	lines := []string{"This is the 1st frame\r\n", "This is the 2nd frame\r\n", "This is the 3rd frame\r\n"}
@@ -111,10 +111,10 @@ func seedWalkthrough(t *testing.T, c *ClientConn, echoesReason bool) {
 	t.Logf("close answered: %d %q", ce.Code, ce.Reason)
 }
 
-// TestClientSeedWalkthroughGorilla (against gorilla's server, which answers
+// TestClientWalkthroughGorilla (against gorilla's server, which answers
 // a Close with the code only) is in bench/interop.
 
-func TestClientSeedWalkthroughGale(t *testing.T) {
+func TestClientWalkthroughGale(t *testing.T) {
 	srv, err := NewServer(echo{}, Config{MaxMessageSize: 16 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -123,11 +123,11 @@ func TestClientSeedWalkthroughGale(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	c, err := Dial(t.Context(), "ws://"+srv.Addr().String()+"/wsChilkatEcho.ashx", nil)
+	c, err := Dial(t.Context(), "ws://"+srv.Addr().String()+"/echo", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seedWalkthrough(t, c, true)
+	closeWalkthrough(t, c, true)
 }
 
 // TestClientMessagesAndTLS: Dial against Gale's server, plain and through

@@ -276,21 +276,21 @@ func command(ctx context.Context, argv []string) *exec.Cmd {
 	return cmd
 }
 
-// seedLines are the three frames of the acceptance walk-through.
-var seedLines = []string{"This is the 1st frame\r\n", "This is the 2nd frame\r\n", "This is the 3rd frame\r\n"}
+// walkLines are the three frames of the acceptance walk-through.
+var walkLines = []string{"This is the 1st frame\r\n", "This is the 2nd frame\r\n", "This is the 3rd frame\r\n"}
 
-// seedConfig is the acceptance walk-through's echo server: messages of at most 16 KiB.
-var seedConfig = Config{Loops: 1, MaxMessageSize: 16 << 10}
+// walkConfig is the acceptance walk-through's echo server: messages of at most 16 KiB.
+var walkConfig = Config{Loops: 1, MaxMessageSize: 16 << 10}
 
-// TestSeedWalkthrough is the acceptance walk-through against Gale with gobwas frames: one text
+// TestFramesWalkthrough is the acceptance walk-through against Gale with gobwas frames: one text
 // message as three frames (FIN 0, 0, 1) with a ping between the first two,
 // frames read until FIN, then Close 1000 with a reason.
-func TestSeedWalkthrough(t *testing.T) {
+func TestFramesWalkthrough(t *testing.T) {
 	rec := newRecorder()
-	srv := startServer(t, rec, seedConfig)
-	conn, r := seedDial(t, srv)
+	srv := startServer(t, rec, walkConfig)
+	conn, r := walkDial(t, srv)
 
-	writeFrame(t, conn, ws.OpText, false, seedLines[0])
+	writeFrame(t, conn, ws.OpText, false, walkLines[0])
 	writeFrame(t, conn, ws.OpPing, true, "mid-message")
 	// The pong comes back while the server holds an unfinished message.
 	h, p := readFrame(t, conn, r)
@@ -298,8 +298,8 @@ func TestSeedWalkthrough(t *testing.T) {
 	if h.OpCode != ws.OpPong || !h.Fin || string(p) != "mid-message" {
 		t.Fatalf("got %v fin=%v %q, want the pong for the mid-message ping", codec.Opcode(h.OpCode), h.Fin, p)
 	}
-	writeFrame(t, conn, ws.OpContinuation, false, seedLines[1])
-	writeFrame(t, conn, ws.OpContinuation, true, seedLines[2])
+	writeFrame(t, conn, ws.OpContinuation, false, walkLines[1])
+	writeFrame(t, conn, ws.OpContinuation, true, walkLines[2])
 
 	var msg []byte
 	for fin := false; !fin; {
@@ -313,7 +313,7 @@ func TestSeedWalkthrough(t *testing.T) {
 		fin = h.Fin
 	}
 	t.Logf("Received: %q", msg)
-	if want := strings.Join(seedLines, ""); string(msg) != want {
+	if want := strings.Join(walkLines, ""); string(msg) != want {
 		t.Fatalf("received %q, want %q", msg, want)
 	}
 
@@ -335,9 +335,9 @@ func TestSeedWalkthrough(t *testing.T) {
 	}
 }
 
-// TestSeedMessageTooBig: the walk-through's server caps messages at 16 KiB; a
+// TestWalkthroughMessageTooBig: the walk-through's server caps messages at 16 KiB; a
 // bigger message, whole or in fragments, is answered with Close 1009.
-func TestSeedMessageTooBig(t *testing.T) {
+func TestWalkthroughMessageTooBig(t *testing.T) {
 	cases := []struct {
 		name   string
 		frames []int // payload sizes, the last with FIN
@@ -352,8 +352,8 @@ func TestSeedMessageTooBig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			rec := newRecorder()
-			srv := startServer(t, rec, seedConfig)
-			conn, r := seedDial(t, srv)
+			srv := startServer(t, rec, walkConfig)
+			conn, r := walkDial(t, srv)
 			total := 0
 			for i, n := range tc.frames {
 				op := ws.OpContinuation
@@ -384,9 +384,9 @@ func TestSeedMessageTooBig(t *testing.T) {
 	}
 }
 
-// seedDial connects with gobwas/ws and returns the connection and the
+// walkDial connects with gobwas/ws and returns the connection and the
 // reader to read frames from.
-func seedDial(t *testing.T, srv *Server) (net.Conn, io.Reader) {
+func walkDial(t *testing.T, srv *Server) (net.Conn, io.Reader) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -454,7 +454,7 @@ func TestEmptyFrameThenMore(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := startServer(t, newRecorder(), Config{Loops: 1})
-			conn, r := seedDial(t, srv)
+			conn, r := walkDial(t, srv)
 			var buf bytes.Buffer
 			for _, f := range tc.frames {
 				if err := ws.WriteFrame(&buf, ws.MaskFrame(ws.NewFrame(f.op, f.fin, []byte(f.p)))); err != nil {

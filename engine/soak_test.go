@@ -28,7 +28,7 @@ import (
 
 var (
 	soakDuration = flag.Duration("soak", 0, "TestSoak: traffic for this long (e.g. 10m; give go test a -timeout a few minutes longer); 0 runs the short CI version")
-	soakSeed     = flag.Uint64("soakseed", 0, "TestSoak: random seed (0: from the clock; the seed is logged)")
+	soakRand     = flag.Uint64("soakrand", 0, "TestSoak: the random generator's starting value (0: from the clock; it is logged)")
 	soakConns    = flag.Int("soakconns", 200, "TestSoak: connections echoing for the whole run")
 )
 
@@ -56,17 +56,17 @@ func TestSoak(t *testing.T) {
 	if dl, ok := t.Deadline(); ok && time.Until(dl) < dur+2*time.Minute {
 		t.Fatalf("-soak=%v does not fit in the test timeout (%v left): run with -timeout %v", dur, time.Until(dl).Round(time.Second), (dur + 5*time.Minute).Round(time.Minute))
 	}
-	seed := *soakSeed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
+	rstart := *soakRand
+	if rstart == 0 {
+		rstart = uint64(time.Now().UnixNano())
 	}
-	t.Logf("seed %d (rerun with -soakseed=%d)", seed, seed)
+	t.Logf("random start %d (rerun with -soakrand=%d)", rstart, rstart)
 
 	ch := startChild(t, childConfig{Compression: true})
 	base := soakBaseline(t, ch)
 	t.Logf("child pid %d at %s: baseline RSS %.1f MiB, %d fds, %d goroutines", ch.pid, ch.addr, mib(base.rss), base.fds, base.goroutines)
 
-	s := &soak{t: t, url: ch.url(), src: newSoakSource(seed), stop: make(chan struct{})}
+	s := &soak{t: t, url: ch.url(), src: newSoakSource(rstart), stop: make(chan struct{})}
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range *soakConns {
@@ -74,13 +74,13 @@ func TestSoak(t *testing.T) {
 		if i%2 == 1 {
 			kind = soakGale
 		}
-		wg.Go(func() { s.echoer(i, kind, seed, 4, 256<<10, 0) })
+		wg.Go(func() { s.echoer(i, kind, rstart, 4, 256<<10, 0) })
 	}
 	for i := range 4 { // slow readers: a deep window, small messages, naps between reads
-		wg.Go(func() { s.echoer(10000+i, soakKind(i%2), seed, 32, 64<<10, 50*time.Millisecond) })
+		wg.Go(func() { s.echoer(10000+i, soakKind(i%2), rstart, 32, 64<<10, 50*time.Millisecond) })
 	}
 	for i := range 8 {
-		wg.Go(func() { s.churner(20000+i, seed) })
+		wg.Go(func() { s.churner(20000+i, rstart) })
 	}
 	for i := range 2 {
 		wg.Go(func() { s.staller(30000 + i) })
@@ -188,8 +188,8 @@ func TestSoak(t *testing.T) {
 	if ch.raced() {
 		t.Errorf("the race detector fired in the child")
 	}
-	t.Logf("SOAK seed=%d traffic=%v conns=%d(+4 slow readers, half deflate) churned=%d(clean %d, dropped %d) stallers=%d: verified %d msgs / %.1f MiB (%d fragmented) = %.0f msg/s, %.1f MiB/s; server in/out %d/%d msgs; child RSS base/peak/final %.1f/%.1f/%.1f MiB, fds %d/%d/%d, goroutines %d/%d/%d; GET /stats slowest %v, %d failed",
-		seed, traffic.Round(time.Second), *soakConns, s.clean.Load()+s.abrupt.Load(), s.clean.Load(), s.abrupt.Load(), s.stalls.Load(),
+	t.Logf("SOAK rand=%d traffic=%v conns=%d(+4 slow readers, half deflate) churned=%d(clean %d, dropped %d) stallers=%d: verified %d msgs / %.1f MiB (%d fragmented) = %.0f msg/s, %.1f MiB/s; server in/out %d/%d msgs; child RSS base/peak/final %.1f/%.1f/%.1f MiB, fds %d/%d/%d, goroutines %d/%d/%d; GET /stats slowest %v, %d failed",
+		rstart, traffic.Round(time.Second), *soakConns, s.clean.Load()+s.abrupt.Load(), s.clean.Load(), s.abrupt.Load(), s.stalls.Load(),
 		s.msgs.Load(), mib(s.bytes.Load()), s.frags.Load(), float64(s.msgs.Load())/traffic.Seconds(), mib(s.bytes.Load())/traffic.Seconds(),
 		st.MessagesIn, st.MessagesOut,
 		mib(base.rss), mib(peak.rss), mib(final.rss), base.fds, peak.fds, final.fds, base.goroutines, peak.goroutines, final.goroutines,
@@ -291,8 +291,8 @@ type soakSource struct{ text, bin []byte }
 
 const soakSourceLen = 320 << 10 // > the largest message
 
-func newSoakSource(seed uint64) *soakSource {
-	rng := rand.New(rand.NewPCG(seed, 1))
+func newSoakSource(rstart uint64) *soakSource {
+	rng := rand.New(rand.NewPCG(rstart, 1))
 	words := []string{"gale", "wind", "the", "of", "héllo", "naïve", "€", "日本語", "テキスト", "😀", "🎉🎊", "Ωμέγα", "Ђура", "中文字符", "ß", "\U0010FFFD", " ", " ", "\n"}
 	var text []byte
 	for len(text) < soakSourceLen {
@@ -665,20 +665,20 @@ func (g *galeSoakConn) netConn() net.Conn { return g.c.NetConn() }
 // echoer sends messages with up to window unanswered until the soak stops,
 // checks every echo in order, waits for the last ones and closes with 1000.
 // A positive nap makes it a slow reader: it sleeps up to nap between reads.
-func (s *soak) echoer(id int, kind soakKind, seed uint64, window, maxSize int, nap time.Duration) {
+func (s *soak) echoer(id int, kind soakKind, rstart uint64, window, maxSize int, nap time.Duration) {
 	c, err := soakDial(s.url, kind)
 	if err != nil {
 		s.fail("conn %d (%s): dial: %v", id, kind, err)
 		return
 	}
 	defer c.netConn().Close()
-	rng := rand.New(rand.NewPCG(seed, uint64(id)))
+	rng := rand.New(rand.NewPCG(rstart, uint64(id)))
 	expect := make(chan *soakMsg, window)
 	var closing atomic.Bool
 	var verified atomic.Int64
 	readDone := make(chan error, 1)
 	go func() {
-		rrng := rand.New(rand.NewPCG(seed, uint64(id)+1<<32))
+		rrng := rand.New(rand.NewPCG(rstart, uint64(id)+1<<32))
 		for {
 			if nap > 0 {
 				time.Sleep(time.Duration(rrng.Int64N(int64(nap))))
@@ -757,8 +757,8 @@ func (s *soak) echoer(id int, kind soakKind, seed uint64, window, maxSize int, n
 // churner connects, echoes a few messages, leaves (cleanly, by dropping TCP,
 // or by dropping it in the middle of a frame), and again until the soak
 // stops.
-func (s *soak) churner(id int, seed uint64) {
-	rng := rand.New(rand.NewPCG(seed, uint64(id)))
+func (s *soak) churner(id int, rstart uint64) {
+	rng := rand.New(rand.NewPCG(rstart, uint64(id)))
 	var buf []byte
 	for round := 0; !s.stopped(); round++ {
 		kind := soakKind(rng.IntN(2))

@@ -60,10 +60,10 @@ func testURL(s *httptest.Server) string {
 	return "ws" + strings.TrimPrefix(s.URL, "http")
 }
 
-// seedWalkthrough is the acceptance scenario of the project's second seed:
+// closeWalkthrough is an acceptance scenario for a client:
 // one message as three frames (FIN 0, 0, 1), the echo read frame by frame
 // until FIN, then Close 1000 with a reason and the echoed code checked.
-func seedWalkthrough(t *testing.T, c *engine.ClientConn, echoesReason bool) {
+func closeWalkthrough(t *testing.T, c *engine.ClientConn, echoesReason bool) {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	lines := []string{"This is the 1st frame\r\n", "This is the 2nd frame\r\n", "This is the 3rd frame\r\n"}
@@ -110,13 +110,13 @@ func seedWalkthrough(t *testing.T, c *engine.ClientConn, echoesReason bool) {
 	t.Logf("close answered: %d %q", ce.Code, ce.Reason)
 }
 
-func TestClientSeedWalkthroughGorilla(t *testing.T) {
+func TestClientWalkthroughGorilla(t *testing.T) {
 	srv := gorillaEcho(t, false)
 	c, err := engine.Dial(t.Context(), testURL(srv), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seedWalkthrough(t, c, false) // gorilla answers with the code only
+	closeWalkthrough(t, c, false) // gorilla answers with the code only
 }
 
 func TestClientMessagesAndTLS(t *testing.T) {

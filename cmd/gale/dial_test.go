@@ -15,10 +15,10 @@ import (
 	"github.com/galews/gale/engine"
 )
 
-// TestDialSeedWalkthrough drives gale dial through its input, as a pipe
+// TestDialWalkthrough drives gale dial through its input, as a pipe
 // would, against the echo server of gale serve: the acceptance walk-through's three frames
 // (FIN 0, 0, 1), a ping, and Close 1000 with a reason whose echo is shown.
-func TestDialSeedWalkthrough(t *testing.T) {
+func TestDialWalkthrough(t *testing.T) {
 	srv, err := engine.NewServer(&echoHandler{maxMessages: 16}, engine.Config{MaxMessageSize: 16 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +35,7 @@ func TestDialSeedWalkthrough(t *testing.T) {
 		"/close 1000 Closing this websocket.",
 	}, "\n") + "\n"
 	var out, errb bytes.Buffer
-	code := dial([]string{"ws://" + srv.Addr().String() + "/wsChilkatEcho.ashx"}, strings.NewReader(input), &out, &errb)
+	code := dial([]string{"ws://" + srv.Addr().String() + "/echo"}, strings.NewReader(input), &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q, stdout:\n%s", code, errb.String(), out.String())
 	}
