@@ -2,7 +2,10 @@ module github.com/galews/gale/bench
 
 go 1.26
 
-replace github.com/galews/gale => ../
+replace (
+	github.com/galews/gale => ../
+	github.com/galews/gale/cmd/gale => ../cmd/gale
+)
 
 require (
 	github.com/coder/websocket v1.8.14
@@ -18,6 +21,7 @@ require (
 
 require (
 	github.com/dolthub/maphash v0.1.0 // indirect
+	github.com/galews/gale/cmd/gale v0.0.0-00010101000000-000000000000 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
 	github.com/panjf2000/ants/v2 v2.12.1 // indirect
@@ -31,3 +35,5 @@ require (
 	golang.org/x/sys v0.30.0 // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 )
+
+tool github.com/galews/gale/cmd/gale
