@@ -75,11 +75,18 @@ func (m *memBudget) add(d int64) {
 func (m *memBudget) over() bool { return m.limit > 0 && m.used.Load() > m.limit }
 
 // Burst release thresholds: a peak of at least releaseMin bytes held, now
-// fallen under a quarter of it, or a heap grown by releaseMin since the
-// last release on a server gone quiet; at most once per releaseEvery.
+// fallen under a quarter of it, or, on a server gone quiet, a heap grown
+// since the last release by releaseGrowth or an eighth, whichever is more;
+// at most once per releaseEvery. The second case is what an idle-heavy
+// server meets after a ramp of new connections: the garbage of their
+// accepts and handshakes leaves a heap of about twice the live one, a
+// few hundred bytes of RSS per connection that nothing would return (a
+// quiet server collects rarely). A release costs one collection, which
+// the growth pays for many times over.
 const (
-	releaseMin   = 32 << 20
-	releaseEvery = 2 * time.Second
+	releaseMin    = 32 << 20
+	releaseGrowth = 4 << 20
+	releaseEvery  = 2 * time.Second
 )
 
 // quietWatch tells a server that has gone quiet after traffic, sampled
@@ -118,7 +125,7 @@ func (m *memBudget) releaseAfterBurst(now time.Time, moved, upgrades uint64) {
 	m.peak = max(m.peak, used)
 	burst := m.peak >= releaseMin && used <= m.peak/4
 	if quiet, ok := m.quiet.sample(now, moved, upgrades); ok && quiet && !burst {
-		burst = heapKept() >= m.heapAt.Load()+releaseMin
+		burst = heapKept() >= releaseAt(m.heapAt.Load())
 	}
 	if !burst || now.Sub(m.released) < releaseEvery {
 		return
@@ -131,6 +138,10 @@ func (m *memBudget) releaseAfterBurst(now time.Time, moved, upgrades uint64) {
 		m.heapAt.Store(heapKept())
 	}()
 }
+
+// releaseAt is the heap kept at which a quiet server releases memory again,
+// given the heap it kept after the last release.
+func releaseAt(kept uint64) uint64 { return kept + max(releaseGrowth, kept/8) }
 
 // heapSample reads the heap the process keeps from the operating system:
 // everything mapped for it but what the scavenger has returned.

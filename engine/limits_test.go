@@ -475,3 +475,20 @@ func TestQuietWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseAt: a quiet server gives memory back once its heap has grown
+// by 4 MiB or an eighth since the last release, whichever is more — after
+// a ramp of idle connections at any scale, not only past 32 MiB.
+func TestReleaseAt(t *testing.T) {
+	for _, c := range []struct{ kept, want uint64 }{
+		{0, 4 << 20},
+		{8 << 20, 12 << 20},
+		{32 << 20, 36 << 20},
+		{64 << 20, 72 << 20},
+		{1 << 30, 1<<30 + 128<<20},
+	} {
+		if got := releaseAt(c.kept); got != c.want {
+			t.Errorf("releaseAt(%d) = %d, want %d", c.kept, got, c.want)
+		}
+	}
+}

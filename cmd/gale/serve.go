@@ -78,6 +78,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gale serve:", err)
 		return 2
 	}
+	if sf.pprof != "" {
+		if _, err := startPprof(sf.pprof, stderr); err != nil {
+			fmt.Fprintln(stderr, "gale serve:", err)
+			return 1
+		}
+	}
 	if err := srv.Start(sf.addr); err != nil {
 		fmt.Fprintln(stderr, "gale serve:", err)
 		return 1
@@ -116,6 +122,7 @@ type serveFlags struct {
 	procs      int           // worker processes (0: serve in this process)
 	drain      time.Duration // a reloaded worker's 1012 closes are spread over this
 	statsEvery time.Duration // how often the supervisor logs the summed counters
+	pprof      string        // address for the runtime's profiles, "" for none
 }
 
 // Defaults of gale serve's production limits.
@@ -150,6 +157,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 	compress := fs.Bool("compress", false, "accept permessage-deflate (RFC 7692), without context takeover")
 	certFile := fs.String("tls-cert", "", "serve wss:// (and the test page over https): the certificate chain, a PEM `file` (with -tls-key)")
 	keyFile := fs.String("tls-key", "", "the private key of -tls-cert, a PEM `file`")
+	fs.StringVar(&sf.pprof, "pprof", "", "serve the runtime's profiles (/debug/pprof/) on this `address`, e.g. 127.0.0.1:6060 (not with -procs: profile one worker by running it alone) (default: none)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: gale serve [flags]\n\n%s\nflags:\n", serveHelp)
 		fs.PrintDefaults()
@@ -167,6 +175,8 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 		return nil, flagError(stderr, fs, "-procs %d is negative", sf.procs)
 	case sf.procs > 0 && strings.HasPrefix(sf.addr, "unix://"):
 		return nil, flagError(stderr, fs, "-procs needs a TCP address, not %s", sf.addr)
+	case sf.procs > 0 && sf.pprof != "":
+		return nil, flagError(stderr, fs, "-pprof serves one process's profiles; it does not go with -procs")
 	case sf.drain < 0:
 		return nil, flagError(stderr, fs, "-drain %v is negative", sf.drain)
 	case sf.statsEvery < 0:

@@ -110,6 +110,7 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"-path", "/a b"}, 2, "", "-path"},
 		{[]string{"-path", "/ws?x=1"}, 2, "", "query"},
 		{[]string{"-addr", ""}, 2, "", "-addr is empty"},
+		{[]string{"-procs", "2", "-pprof", "127.0.0.1:6060"}, 2, "", "does not go with -procs"},
 		{[]string{"8080"}, 2, "", `unexpected argument "8080"`},
 	}
 	for _, tt := range tests {
@@ -220,5 +221,29 @@ func TestServeIdleTimeout(t *testing.T) {
 	}
 	if pings < 2 {
 		t.Fatalf("%d pings in 2.5s at -ping 200ms", pings)
+	}
+}
+
+// TestServePprof: -pprof serves the runtime's profiles on its own listener.
+func TestServePprof(t *testing.T) {
+	var errb bytes.Buffer
+	addr, err := startPprof("127.0.0.1:0", &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errb.String(), addr.String()) {
+		t.Errorf("the log does not name the address %s: %q", addr, errb.String())
+	}
+	resp, err := http.Get("http://" + addr.String() + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile:") {
+		t.Fatalf("status %d, body %.200q", resp.StatusCode, body)
+	}
+	if _, err := startPprof(addr.String(), io.Discard); err == nil {
+		t.Error("a second listener on the same address was accepted")
 	}
 }

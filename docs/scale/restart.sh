@@ -3,15 +3,17 @@
 # closes them (gale bench idle -reconnect), either kills one worker with
 # SIGKILL (kill) or reloads the supervisor with SIGHUP (reload), and
 # reports what the clients saw (OUT.json) and what the supervisor logged.
-# usage: docs/scale/restart.sh GALE kill|reload CONNS PROCS DRAIN OUT
+# usage: docs/scale/restart.sh GALE kill|reload CONNS PROCS DRAIN OUT [HOLD]
+# HOLD (default 45s) is how long the clients hold their connections once all
+# are open; a reload's drain and the redials must fit in it.
 set -eu
-gale=$1 what=$2 conns=$3 procs=$4 drain=$5 out=$6
+gale=$1 what=$2 conns=$3 procs=$4 drain=$5 out=$6 hold=${7:-45s}
 port=$((20000 + $$ % 10000))
 "$gale" serve -addr 127.0.0.1:$port -procs "$procs" -loops 1 -stats 0 -drain "$drain" >/dev/null 2>"$out.serve.err" &
 sv=$!
 trap 'kill -TERM $sv 2>/dev/null; wait $sv 2>/dev/null || true' EXIT
 sleep 1
-"$gale" bench idle -url ws://127.0.0.1:$port/ -conns "$conns" -duration 45s -settle 1s -pid $sv -reconnect -json >"$out.json" &
+"$gale" bench idle -url ws://127.0.0.1:$port/ -conns "$conns" -duration "$hold" -settle 1s -pid $sv -reconnect -json >"$out.json" &
 bench=$!
 # Wait until every connection is open (the supervisor's summed counters).
 while :; do
