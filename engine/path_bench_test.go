@@ -8,9 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 
 	"github.com/galews/gale/codec"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 )
 
 // The two paths a server's CPU goes to, end to end over loopback: a message
@@ -131,4 +134,71 @@ func BenchmarkDialOnly(b *testing.B) {
 		}
 		conn.Close()
 	}
+}
+
+// BenchmarkSmallSegments: a 1 MiB message whose bytes arrive a few at a
+// time (the client writes it in 128-byte pieces, each a TCP segment with
+// Nagle off; with NAGLE=1 in the environment the client's kernel coalesces
+// them while an ACK is outstanding, as most clients do), echoed back whole,
+// by Gale and by a goroutine-per-connection server on gobwas/ws (the shape
+// of gorilla's). One op is one message; the time is the client's wall time
+// from the first piece to the end of the echo.
+func BenchmarkSmallSegments(b *testing.B) {
+	const size, piece = 1 << 20, 128
+	run := func(b *testing.B, addr string) {
+		conn, br := rawUpgrade(b, addr)
+		defer conn.Close()
+		if os.Getenv("NAGLE") != "" {
+			conn.(*net.TCPConn).SetNoDelay(false)
+		}
+		msg := buildMessage(codec.OpBinary, size, 1)
+		reply := make([]byte, size+codec.MaxHeaderLen)
+		b.SetBytes(size)
+		b.ReportAllocs()
+		for range b.N {
+			for p := msg; len(p) > 0; {
+				n := min(piece, len(p))
+				if _, err := conn.Write(p[:n]); err != nil {
+					b.Fatal(err)
+				}
+				p = p[n:]
+			}
+			readEcho(b, br, reply, size)
+		}
+	}
+	b.Run("gale", func(b *testing.B) {
+		srv := startServer(b, echo{}, Config{Loops: 1})
+		run(b, srv.Addr().String())
+	})
+	b.Run("goroutine", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					if _, err := ws.Upgrade(c); err != nil {
+						return
+					}
+					for {
+						msg, op, err := wsutil.ReadClientData(c)
+						if err != nil {
+							return
+						}
+						if wsutil.WriteServerMessage(c, op, msg) != nil {
+							return
+						}
+					}
+				}()
+			}
+		}()
+		run(b, ln.Addr().String())
+	})
 }
