@@ -38,7 +38,6 @@ type publishLoad struct {
 	dups   atomic.Uint64 // a message received again, or before one received already
 	errors atomic.Uint64 // altered messages, unexpected closes
 	hist   histogram
-
 }
 
 // subState is what one subscriber received: per publisher, the sequence
