@@ -28,8 +28,8 @@ type server struct {
 }
 
 // startServer starts bin for impl and waits for the address line.
-func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool, certs *certFiles) (*server, error) {
-	args := []string{"-impl", impl, "-addr", "127.0.0.1:0"}
+func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool, certs *certFiles, extra ...string) (*server, error) {
+	args := append([]string{"-impl", impl, "-addr", "127.0.0.1:0"}, extra...)
 	if certs != nil {
 		args = append(args, "-tls-cert", certs.Leaf, "-tls-key", certs.Key)
 	}

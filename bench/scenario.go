@@ -37,6 +37,12 @@ type scenario struct {
 	Depth   int  // echo messages in flight per connection
 	Workers int  // handshake loops
 
+	// Publish (a broadcast kind): gale publishes each message to the
+	// topic its path names (Server.Publish, -topics) where the others
+	// broadcast, and the load generator is gale bench publish, which checks
+	// every delivery once.
+	Publish bool
+
 	Compress bool   // servers accept permessage-deflate, the client offers it
 	TLS      bool   // wss://: servers serve the run's certificate, the client trusts its CA
 	Sweep    string // connections-sweep group this point belongs to
@@ -70,6 +76,8 @@ var scenarios = []scenario{
 		Skip: []string{"gobwas"}, Note: "gobwas is left out: its wsflate server (the package example's Reader/Writer loop, `cmd/benchserver/gobwas.go`) accepts the offer but no compressed echo reached Gale's client; not yet diagnosed."},
 	{Name: "broadcast", Title: "Broadcast of 1 KiB to 10,000 connections, one at a time (deliveries/s)", Kind: kindBroadcast,
 		Conns: 10000, Size: 1 << 10, Depth: 1},
+	{Name: "publish", Title: "Publish of 1 KiB to 10,000 subscribers, one at a time: Gale's topics against broadcast loops, and over three nodes through NATS (deliveries/s)", Kind: kindBroadcast,
+		Conns: 10000, Size: 1 << 10, Depth: 1, Publish: true, With: []string{"gale-nats3"}, Note: publishNote},
 	{Name: "handshake", Title: "Connection setup (dial, upgrade, Close both ways, server FIN), 64 at a time", Kind: kindHandshake,
 		Workers: 64, Target: &target{Metric: "rate", Min: 1.25}, With: []string{"gale-http"}},
 	{Name: "idle", Title: "Idle upgraded connections in one server process", Kind: kindIdle,
@@ -86,6 +94,8 @@ var scenarios = []scenario{
 		Conns: 15000, Size: 1 << 10, Depth: 1, Sweep: "echo1k"},
 }
 
+const publishNote = "Every connection is on the path `/room`: for gale, the topic it subscribes to (`gale serve -topics`'s handler: `Conn.Subscribe` in OnOpen, `Server.Publish` of every message received); the others have no topics and broadcast every message to every connection, as in the broadcast scenario. One publisher (the first connection) sends the next message when the last has reached every connection; `gale bench publish` checks that each connection receives each message exactly once. **gale-nats3** is three gale processes joined by `natsbroker` through a NATS server (nats-server v2.15.2, embedded in the driver's process), the connections spread evenly over them, the publisher on the first: a message goes to its node's subscribers and, through NATS, to the other two nodes'. Its server CPU columns are empty (four processes)."
+
 // tlsSkip are the servers left out of the wss:// scenarios, for tlsNote.
 var tlsSkip = []string{"gobwas"}
 
@@ -96,10 +106,13 @@ const tlsNote = "Every server serves the same ECDSA P-256 certificate, made for 
 // variant runs only in the scenarios that list it in With, where what it
 // changes shows (the upgrade path, the idle cost), and is compared with
 // the server it varies rather than counted as a peer.
-var variants = map[string]string{"gale-http": "gale"}
+var variants = map[string]string{"gale-http": "gale", "gale-nats3": "gale"}
 
 // wsPath is the URL path a server takes upgrades on, when not "/".
 var wsPath = map[string]string{"gale-http": "/ws"}
+
+// publishPath is the path, and so the topic, of a Publish scenario.
+const publishPath = "/room"
 
 // runs reports whether impl runs in sc.
 func (sc scenario) runs(impl string) bool {
@@ -206,20 +219,46 @@ func runOne(ctx context.Context, o *options, sc scenario, impl string, round int
 		}
 		certs = o.certs
 	}
-	srv, err := startServer(o.serverBin, impl, profile, o.verbose, sc.Compress, sc.Kind == kindBroadcast, certs)
-	if err != nil {
-		r.Err = err.Error()
-		return r
+	var extra []string
+	if sc.Publish {
+		extra = append(extra, "-topics")
 	}
-	defer srv.stop()
+	impl1, nodes := impl, 1
+	if impl == "gale-nats3" {
+		ns, err := startNATS()
+		if err != nil {
+			r.Err = err.Error()
+			return r
+		}
+		defer ns.Shutdown()
+		impl1, nodes = "gale", natsNodes
+		extra = append(extra, "-nats", ns.ClientURL())
+	}
+	var srvs []*server
+	defer func() {
+		for _, srv := range srvs {
+			srv.stop()
+		}
+	}()
+	for range nodes {
+		srv, err := startServer(o.serverBin, impl1, profile, o.verbose, sc.Compress, sc.Kind == kindBroadcast && !sc.Publish, certs, extra...)
+		if err != nil {
+			r.Err = err.Error()
+			return r
+		}
+		srvs = append(srvs, srv)
+		profile = "" // one profile: the first node's
+	}
 	if raw {
 		r.Client = "raw"
-		rawEcho(ctx, o, sc, srv, &r)
+		rawEcho(ctx, o, sc, srvs[0], &r)
 	} else {
-		galeBench(ctx, o, sc, srv, &r)
+		galeBench(ctx, o, sc, srvs, &r)
 	}
-	if !srv.alive() && r.Err == "" {
-		r.Err = "server exited: " + srv.stderr.String()
+	for _, srv := range srvs {
+		if !srv.alive() && r.Err == "" {
+			r.Err = "server exited: " + srv.stderr.String()
+		}
 	}
 	return r
 }
@@ -249,9 +288,13 @@ type benchOut struct {
 	CPUs        int     `json:"cpus"`
 }
 
-// galeBench runs gale bench for sc against srv and fills r from its JSON.
-func galeBench(ctx context.Context, o *options, sc scenario, srv *server, r *run) {
+// galeBench runs gale bench for sc against srvs (one server, or the nodes
+// of a cluster) and fills r from its JSON.
+func galeBench(ctx context.Context, o *options, sc scenario, srvs []*server, r *run) {
 	path := wsPath[r.Impl]
+	if sc.Publish {
+		path = publishPath
+	}
 	if path == "" {
 		path = "/"
 	}
@@ -259,9 +302,17 @@ func galeBench(ctx context.Context, o *options, sc scenario, srv *server, r *run
 	if sc.TLS {
 		scheme = "wss://"
 	}
-	url := scheme + srv.addr + path
+	var urls []string
+	for _, srv := range srvs {
+		urls = append(urls, scheme+srv.addr+path)
+	}
 	args := []string{"bench"}
-	common := []string{"-url", url, "-json", "-pid", strconv.Itoa(srv.pid)}
+	common := []string{"-url", strings.Join(urls, ",")}
+	if len(srvs) == 1 {
+		// The server's CPU and RSS; a cluster's are spread over processes.
+		common = append(common, "-pid", strconv.Itoa(srvs[0].pid))
+	}
+	common = append(common, "-json")
 	if sc.TLS {
 		common = append(common, "-ca", o.certs.CA)
 	}
@@ -277,7 +328,14 @@ func galeBench(ctx context.Context, o *options, sc scenario, srv *server, r *run
 			args = append(args, "-compress")
 		}
 	case kindBroadcast:
-		args = append(args, "broadcast", "-conns", strconv.Itoa(o.bcastConns), "-size", strconv.Itoa(sc.Size),
+		mode := "broadcast"
+		if sc.Publish {
+			mode = "publish"
+			args = append(args, mode, "-publishers", "1")
+		} else {
+			args = append(args, mode)
+		}
+		args = append(args, "-conns", strconv.Itoa(o.bcastConns), "-size", strconv.Itoa(sc.Size),
 			"-depth", strconv.Itoa(sc.Depth), "-duration", dur, "-warmup", o.warmup.String())
 	case kindHandshake:
 		args = append(args, "handshake", "-conns", strconv.Itoa(sc.Workers), "-duration", dur)

@@ -28,11 +28,12 @@ type Client struct {
 // apply to every connection the client dials, with MaxHeaderBytes capping
 // the server's response head; the fields about answering upgrades
 // (Subprotocols, AllowedOrigins, CheckOrigin, OnUpgrade, KeepRequest,
-// KeepHeaders, Fallback) do not, and setting one is an error rather than
-// a silent no-op. Offer subprotocols per dial in DialOptions.
+// KeepHeaders, Fallback), and Broker (a client has no topics), do not, and
+// setting one is an error rather than a silent no-op. Offer subprotocols
+// per dial in DialOptions.
 func NewClient(h Handler, cfg Config) (*Client, error) {
 	if f := cfg.serverOnly(); f != "" {
-		return nil, fmt.Errorf("gale: invalid client Config: %s is about answering upgrades and does not apply to a client", f)
+		return nil, fmt.Errorf("gale: invalid client Config: %s is a server's and does not apply to a client", f)
 	}
 	s, err := NewServer(h, cfg)
 	if err != nil {

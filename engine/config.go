@@ -162,6 +162,13 @@ type Config struct {
 	// is how one port serves more connections than one process may open.
 	ReusePort bool
 
+	// Broker, when set, carries topics between servers: Publish reaches
+	// the subscribers of every server sharing the broker, at most once
+	// each, and local delivery goes on when the broker cannot (see
+	// Broker). The server starts it with its loops and closes it on
+	// Shutdown. Server only.
+	Broker Broker
+
 	// Logger receives handler panics and other events worth a line,
 	// among them accepting pausing at the descriptor limit (one warning per
 	// episode, not per failed accept: the server backs off from 5 ms to
@@ -325,6 +332,8 @@ func (c *Config) serverOnly() string {
 		return "Fallback"
 	case c.TLS != nil:
 		return "TLS"
+	case c.Broker != nil:
+		return "Broker"
 	}
 	return ""
 }

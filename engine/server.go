@@ -69,6 +69,8 @@ type Server struct {
 
 	mem               memBudget // limits.go
 	pauseAt, resumeAt int       // read backpressure's high- and low-water marks
+
+	bk brokerState // broker.go
 }
 
 // NewServer returns a server that calls h, configured by cfg (whose zero
@@ -92,6 +94,7 @@ func NewServer(h Handler, cfg Config) (*Server, error) {
 		mem:      memBudget{limit: cfg.MemoryBudget},
 		pauseAt:  cfg.MaxOutbound / 2,
 		resumeAt: cfg.MaxOutbound / 8,
+		bk:       brokerState{b: cfg.Broker},
 	}
 	if cfg.TLS != nil {
 		if s.tlsCfg, err = serverTLS(cfg.TLS); err != nil {
@@ -184,6 +187,10 @@ func (s *Server) bootLocked() error {
 	if s.stopping.Load() {
 		return ErrServerClosed
 	}
+	// The broker first: a server that cannot join its peers does not start.
+	if err := s.startBroker(); err != nil {
+		return err
+	}
 	gcli, err := gnet.NewClient(&events{s: s},
 		gnet.WithMulticore(s.cfg.Loops > 1),
 		gnet.WithNumEventLoop(s.cfg.Loops),
@@ -198,6 +205,7 @@ func (s *Server) bootLocked() error {
 		gnet.WithLoadBalancing(gnet.LeastConnections),
 	)
 	if err != nil {
+		s.closeBroker()
 		return fmt.Errorf("gale: %w", err)
 	}
 	if s.cfg.Workers > 0 {
@@ -214,6 +222,7 @@ func (s *Server) bootLocked() error {
 	if err := gcli.Start(); err != nil {
 		// Nothing can be served: the server is as if shut down.
 		s.stopping.Store(true)
+		s.closeBroker()
 		close(s.stopTick)
 		if s.workers != nil {
 			s.workers.stop()
@@ -322,6 +331,7 @@ func (s *Server) stop(ctx context.Context, code codec.StatusCode, reason string,
 	}
 	poll.Stop()
 	s.halt()
+	s.closeBroker()
 	close(s.stopTick)
 	if s.workers != nil {
 		s.workers.stop()

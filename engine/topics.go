@@ -87,6 +87,7 @@ func (c *Conn) applyTopic(topic string, sub bool) error {
 		}
 		set = make(topicSet)
 		l.topics[topic] = set
+		l.srv.topicInterest(topic, 1)
 	}
 	set[c] = struct{}{}
 	x.topics = append(x.topics, topic)
@@ -99,6 +100,7 @@ func (l *loop) leave(topic string, c *Conn) {
 	delete(set, c)
 	if len(set) == 0 {
 		delete(l.topics, topic)
+		l.srv.topicInterest(topic, -1)
 	}
 }
 
@@ -122,6 +124,10 @@ func (c *Conn) releaseTopics() {
 // publishes from one goroutine arrive in the order they were made; a
 // subscriber at its outbound cap is treated as for any write (closed as a
 // slow reader, or skipped under OutboundReject).
+//
+// With a Config.Broker, the message also goes to the other nodes'
+// subscribers, at most once each (see Broker); an error wrapping ErrBroker
+// means the broker refused it, after the local delivery was queued.
 func (s *Server) Publish(topic string, op codec.Opcode, payload []byte) error {
 	pm, err := NewPreparedMessage(op, payload)
 	if err != nil {
@@ -132,6 +138,15 @@ func (s *Server) Publish(topic string, op codec.Opcode, payload []byte) error {
 
 // PublishPrepared is Publish with a message already prepared.
 func (s *Server) PublishPrepared(topic string, pm *PreparedMessage) error {
+	err := s.publishLocal(topic, pm)
+	if rerr := s.relay(topic, pm); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// publishLocal sends pm to this server's subscribers of topic.
+func (s *Server) publishLocal(topic string, pm *PreparedMessage) error {
 	var first error
 	for _, l := range s.loopList() {
 		if err := l.el.Execute(context.Background(), publisher{l, topic, pm}); err != nil && first == nil {

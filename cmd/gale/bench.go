@@ -32,6 +32,9 @@ modes:
   idle       open connections and hold them: the server's RSS per connection
   broadcast  one connection sends, the server sends each message to every
              connection (it must broadcast what it receives): deliveries/s
+  publish    connections over one or more nodes (gale serve -topics -nats)
+             subscribe, some publish; every message must reach every
+             connection once: deliveries/s, publish-to-delivery latency
 
 Run "gale bench MODE -h" for the flags of a mode. Sizes are bytes (1048576) or
 a number with KiB, MiB or GiB (16KiB).
@@ -72,6 +75,14 @@ type benchResult struct {
 	// broadcast: messages sent by the one sender; Msgs and MsgsPerS count
 	// deliveries (a message received by one connection).
 	Broadcasts uint64 `json:"broadcasts,omitempty"`
+
+	// publish: Broadcasts counts the messages published, by Publishers
+	// connections over Nodes servers; Duplicates and Lost are deliveries
+	// received twice or never (both also counted in Errors).
+	Publishers int    `json:"publishers,omitempty"`
+	Nodes      int    `json:"nodes,omitempty"`
+	Duplicates uint64 `json:"duplicates,omitempty"`
+	Lost       uint64 `json:"lost,omitempty"`
 
 	// idle
 	Held            int     `json:"held,omitempty"`
@@ -169,6 +180,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		return benchIdle(args[1:], stdout, stderr)
 	case "broadcast":
 		return benchBroadcast(args[1:], stdout, stderr)
+	case "publish":
+		return benchPublish(args[1:], stdout, stderr)
 	case "idle-child":
 		return benchIdleChild(args[1:], stdout, stderr)
 	default:
@@ -187,6 +200,7 @@ type common struct {
 	first    int
 	pid      int
 	json     bool
+	multiURL bool        // -url may list several servers, comma-separated (publish)
 	ca       string      // -ca: a PEM file of roots for wss://
 	insecure bool        // -insecure: no certificate check for wss://
 	tls      *tls.Config // from ca and insecure, for wss://
@@ -208,12 +222,20 @@ func (c *common) register(fs *flag.FlagSet, conns int, dur time.Duration) {
 // check validates the shared flags; it returns a message for the first bad
 // one, or "".
 func (c *common) check() string {
-	u, err := url.Parse(c.url)
+	urls := []string{c.url}
+	if c.multiURL {
+		urls = strings.Split(c.url, ",")
+	}
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			return fmt.Sprintf("-url %q: %v", raw, err)
+		case u.Scheme != "ws" && u.Scheme != "wss" || u.Hostname() == "":
+			return fmt.Sprintf("-url %q: want ws://host:port/path or wss://host:port/path", raw)
+		}
+	}
 	switch {
-	case err != nil:
-		return fmt.Sprintf("-url %q: %v", c.url, err)
-	case u.Scheme != "ws" && u.Scheme != "wss" || u.Hostname() == "":
-		return fmt.Sprintf("-url %q: want ws://host:port/path or wss://host:port/path", c.url)
 	case c.conns < 1:
 		return fmt.Sprintf("-conns %d: need at least 1", c.conns)
 	case c.duration <= 0:
@@ -682,6 +704,14 @@ func writeMarkdown(w io.Writer, r *benchResult) {
 		add("depth", strconv.Itoa(r.Depth))
 		add("msgs/s", fmt.Sprintf("%.0f", r.MsgsPerS))
 		add("MB/s", fmt.Sprintf("%.1f", r.MBPerS))
+	case "publish":
+		add("nodes", strconv.Itoa(r.Nodes))
+		add("publishers", strconv.Itoa(r.Publishers))
+		add("size", strconv.Itoa(r.Size))
+		add("published", strconv.FormatUint(r.Broadcasts, 10))
+		add("deliveries/s", fmt.Sprintf("%.0f", r.MsgsPerS))
+		add("lost", strconv.FormatUint(r.Lost, 10))
+		add("duplicates", strconv.FormatUint(r.Duplicates, 10))
 	case "broadcast":
 		add("size", strconv.Itoa(r.Size))
 		add("broadcasts", strconv.FormatUint(r.Broadcasts, 10))

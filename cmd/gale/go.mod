@@ -1,8 +1,18 @@
 module github.com/galews/gale/cmd/gale
 
-go 1.26
+go 1.26.0
 
-require github.com/galews/gale v0.0.0-00010101000000-000000000000
+require (
+	github.com/galews/gale v0.0.0-00010101000000-000000000000
+	github.com/galews/gale/natsbroker v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/nats-io/nats.go v1.55.0 // indirect
+	github.com/nats-io/nkeys v0.4.16 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+)
 
 require (
 	github.com/gobwas/httphead v0.1.0 // indirect
@@ -13,9 +23,11 @@ require (
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.uber.org/zap v1.28.0 // indirect
-	golang.org/x/sync v0.11.0 // indirect
-	golang.org/x/sys v0.30.0 // indirect
+	golang.org/x/sync v0.19.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 )
 
 replace github.com/galews/gale => ../..
+
+replace github.com/galews/gale/natsbroker => ../../natsbroker

@@ -58,6 +58,14 @@ SIGHUP starts a new set of workers and drains the old ones (1012 to each
 connection, spread over -drain), SIGUSR1 logs the counters summed over the
 workers (also logged every -stats). Each worker raises its open-files limit to
 the hard limit.
+With -topics it is a publish/subscribe server instead: the request path names
+the topic (ws://HOST:PORT/news subscribes to "news"; with -path /topics,
+ws://HOST:PORT/topics/news does; the path is unescaped, so /a%20b is "a b"),
+and every message a connection sends is published to its topic: every
+subscriber receives it, the sender included. With -nats nats://HOST:PORT the
+server joins the other servers on that NATS cluster: a message published on
+any of them reaches the subscribers of all, at most once each (see natsbroker);
+while NATS is unreachable local delivery goes on and the server reconnects.
 Exit status: 0 after SIGINT or SIGTERM and a clean shutdown, 1 when the
 server fails, 2 on bad flags.
 `
@@ -89,7 +97,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	sf.limitMemory()
-	fmt.Fprintf(stdout, "gale: echo server listening on %s\n", srv.Addr())
+	what := "echo server"
+	if sf.topics {
+		what = "pub/sub server"
+	}
+	fmt.Fprintf(stdout, "gale: %s listening on %s\n", what, srv.Addr())
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig
@@ -118,6 +130,8 @@ type serveFlags struct {
 	path    string // "" for any path, else starting with "/"
 	maxEcho int
 	cfg     engine.Config
+	topics  bool   // a pub/sub server: the path names the topic
+	nats    string // with topics: the NATS URL to join other servers by
 
 	procs      int           // worker processes (0: serve in this process)
 	drain      time.Duration // a reloaded worker's 1012 closes are spread over this
@@ -147,6 +161,8 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 	fs.Var(&budget, "memory-budget", "`bytes` held for all connections together in outbound backlogs and message reassembly (0: no budget)")
 	fs.DurationVar(&sf.cfg.PingInterval, "ping", servePing, "ping a connection that has been sent nothing for this long (0: no pings)")
 	fs.DurationVar(&sf.cfg.IdleTimeout, "idle-timeout", serveIdleTimeout, "close a connection from which nothing arrived for this long; longer than -ping (0: never, which needs -ping 0)")
+	fs.BoolVar(&sf.topics, "topics", false, "a publish/subscribe server: the path names the topic, each message is published to it (see above)")
+	fs.StringVar(&sf.nats, "nats", "", "with -topics: join the servers on this NATS `URL` (nats://HOST:PORT, comma-separated for a cluster)")
 	fs.IntVar(&sf.maxEcho, "max-echo", 0, "close each connection with 1008 after this many echoes (0: no limit)")
 	origins := fs.String("origins", "", "comma-separated allowed Origin values, \"*\" for any (default: same host)")
 	fs.IntVar(&sf.cfg.Loops, "loops", 0, "event loops (0: one per CPU)")
@@ -181,6 +197,12 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 		return nil, flagError(stderr, fs, "-drain %v is negative", sf.drain)
 	case sf.statsEvery < 0:
 		return nil, flagError(stderr, fs, "-stats %v is negative", sf.statsEvery)
+	case sf.nats != "" && !sf.topics:
+		return nil, flagError(stderr, fs, "-nats needs -topics")
+	case sf.topics && sf.maxEcho > 0:
+		return nil, flagError(stderr, fs, "-max-echo is for the echo server, not -topics")
+	case sf.topics && sf.procs > 0 && sf.nats == "":
+		return nil, flagError(stderr, fs, "-topics with -procs needs -nats: each worker has its own subscribers, and only NATS joins them")
 	case sf.maxEcho < 0:
 		return nil, flagError(stderr, fs, "-max-echo %d is negative", sf.maxEcho)
 	case maxOut <= 0:
@@ -233,6 +255,9 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 func (sf *serveFlags) server(logs io.Writer) (*engine.Server, error) {
 	cfg := sf.cfg
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	if sf.topics {
+		return sf.topicsServer(cfg, cfg.Logger)
+	}
 	if sf.path != "" {
 		want := sf.path
 		cfg.OnUpgrade = func(r *engine.UpgradeRequest) error {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/galews/gale/codec"
 	"github.com/galews/gale/engine"
+	"github.com/galews/gale/natsbroker"
 )
 
 // galeEcho is the echo handler of cmd/gale serve: write from the callback,
@@ -30,6 +31,20 @@ func (b *galeBroadcast) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
 	if pm, err := engine.NewPreparedMessage(op, p); err == nil {
 		b.srv.Broadcast(pm)
 	}
+}
+
+// galeTopics publishes every message to the topic the connection's path
+// names, which it subscribed to on opening: Server.Publish, the engine's
+// topics (and, with a broker, every node's subscribers).
+type galeTopics struct {
+	engine.BaseHandler
+	srv *engine.Server
+}
+
+func (galeTopics) OnOpen(c *engine.Conn) { c.Subscribe(c.UserData().(string)) }
+
+func (t *galeTopics) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
+	t.srv.Publish(c.UserData().(string), op, p)
 }
 
 func startGale(addr string, o serverOptions) (net.Addr, error) {
@@ -80,13 +95,28 @@ func newGale(o serverOptions) (*engine.Server, error) {
 	}
 	var h engine.Handler = galeEcho{}
 	bh := &galeBroadcast{}
-	if o.broadcast {
+	th := &galeTopics{}
+	switch {
+	case o.topics:
+		h = th
+		cfg.OnUpgrade = func(r *engine.UpgradeRequest) error {
+			r.UserData = string(r.Path)
+			return nil
+		}
+		if o.nats != "" {
+			b, err := natsbroker.Connect(o.nats, natsbroker.Options{Logger: cfg.Logger})
+			if err != nil {
+				return nil, err
+			}
+			cfg.Broker = b
+		}
+	case o.broadcast:
 		h = bh
 	}
 	srv, err := engine.NewServer(h, cfg)
 	if err != nil {
 		return nil, err
 	}
-	bh.srv = srv
+	bh.srv, th.srv = srv, srv
 	return srv, nil
 }

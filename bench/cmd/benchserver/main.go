@@ -9,7 +9,9 @@
 // messages with their opcode, with messages capped at 16 MiB, written the
 // way the library's own documentation shows; -compress turns
 // permessage-deflate on, -broadcast sends each message to every connection
-// instead of echoing it; -tls-cert and -tls-key serve wss:// with each
+// instead of echoing it, -topics makes gale publish it to the topic its path
+// names (the others broadcast) and -nats joins gale to other servers through
+// NATS; -tls-cert and -tls-key serve wss:// with each
 // library's own TLS (gale: engine.Config.TLS; gorilla: net/http's
 // ServeTLS; gws: a crypto/tls listener, as its RunTLS; nbio: nbhttp's
 // AddrsTLS on its fork of crypto/tls). gale-http is Gale mounted on a net/http server
@@ -33,6 +35,13 @@ import (
 type serverOptions struct {
 	compress  bool // accept permessage-deflate and compress what is sent
 	broadcast bool // send every received message to every connection instead of echoing it
+	// topics: gale publishes every message to the topic its connection's
+	// path names (Server.Publish), the sender included; the others, which
+	// have no topics, broadcast, as if every connection were on the one
+	// topic a run uses. nats: gale joins the other servers on this NATS
+	// URL (natsbroker).
+	topics bool
+	nats   string
 	// tlsCert and tlsKey, when set, are the PEM certificate and key every
 	// implementation serves wss:// with, through its own TLS support.
 	tlsCert, tlsKey string
@@ -77,6 +86,8 @@ func run() int {
 	var o serverOptions
 	flag.BoolVar(&o.compress, "compress", false, "accept permessage-deflate where the library supports it")
 	flag.BoolVar(&o.broadcast, "broadcast", false, "send every received message to every connection instead of echoing")
+	flag.BoolVar(&o.topics, "topics", false, "gale: publish every message to the topic the path names (the others broadcast)")
+	flag.StringVar(&o.nats, "nats", "", "gale with -topics: join the servers on this NATS `URL`")
 	flag.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file`: serve wss:// (with -tls-key)")
 	flag.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` for -tls-cert")
 	flag.Parse()
@@ -91,6 +102,13 @@ func run() int {
 		return 2
 	}
 
+	if o.nats != "" && (*impl != "gale" || !o.topics) {
+		fmt.Fprintln(os.Stderr, "benchserver: -nats is for gale with -topics")
+		return 2
+	}
+	if o.topics && *impl != "gale" {
+		o.broadcast = true
+	}
 	start, ok := impls[*impl]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "benchserver: unknown -impl %q (want one of %s)\n", *impl, strings.Join(names, ", "))
