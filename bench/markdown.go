@@ -10,6 +10,7 @@ import (
 // charts when charts is set).
 func writeResults(w io.Writer, rep *report, charts bool) {
 	fmt.Fprintf(w, "Medians over %d round(s); min–max across rounds; × gorilla is the ratio of medians.\n\n", rep.Params.Rounds)
+	writeExtras(w, rep.Params)
 	if len(rep.Verdicts) > 0 {
 		fmt.Fprintln(w, "#### Gale against the targets")
 		fmt.Fprintln(w)
@@ -17,6 +18,7 @@ func writeResults(w io.Writer, rep *report, charts bool) {
 	}
 	writeTables(w, rep.Summary, rep.Params.Scenarios, rep.Params.Impls, charts)
 	writeSweep(w, rep, charts)
+	writeAccounting(w, rep)
 	writeChecks(w, rep)
 	writeErrors(w, rep.Summary)
 }
@@ -175,3 +177,18 @@ then `+"`gale bench echo -url ws://127.0.0.1:8080/ -conns 100 -size 64 -pid <ser
 - **errors**: load-generator errors (failed dials, verification failures, unexpected closes) summed
   over rounds; for idle, also connections that did not come back alive.
 `, "\n")
+
+// writeExtras names the outside servers of the run with their commands,
+// and those skipped.
+func writeExtras(w io.Writer, p params) {
+	if len(p.Extras)+len(p.Absent) == 0 {
+		return
+	}
+	for _, e := range p.Extras {
+		fmt.Fprintf(w, "- Outside server **%s**: `%s` (an echo server run by the suite; `{port}` and `{compress}` filled in per run).\n", e.Name, e.Command)
+	}
+	for _, e := range p.Absent {
+		fmt.Fprintf(w, "- Outside server %s (`%s`) skipped: %s.\n", e.Name, e.Command, e.Why)
+	}
+	fmt.Fprintln(w)
+}

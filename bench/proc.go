@@ -19,12 +19,16 @@ import (
 // 100 on Linux).
 const clockTick = 10 * time.Millisecond
 
-// server is one benchserver process.
+// server is one server process (benchserver, or an outside server).
 type server struct {
-	cmd    *exec.Cmd
-	pid    int
-	addr   string
-	stderr *tailBuffer
+	cmd *exec.Cmd
+	// pid is the process the load generator reads (-pid); root is the
+	// process started, whose tree the accounting sums over. They differ
+	// when an outside server's command is a wrapper.
+	pid, root int
+	addr      string
+	stderr    *tailBuffer
+	group     bool // in its own process group: signal the group
 }
 
 // startServer starts bin for impl and waits for the address line.
@@ -57,6 +61,7 @@ func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool
 		return nil, err
 	}
 	s.pid = cmd.Process.Pid
+	s.root = s.pid
 	line := make(chan string, 1)
 	go func() {
 		r := bufio.NewReader(out)
@@ -75,29 +80,54 @@ func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool
 	return s, nil
 }
 
+// stopTimeout is how long a server has to exit after SIGTERM before it is
+// killed.
+var stopTimeout = 10 * time.Second
+
 // stop sends SIGTERM and waits, killing the process if it lingers.
 func (s *server) stop() error {
-	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- s.cmd.Wait() }()
 	select {
 	case err := <-done:
+		if s.group {
+			s.signal(syscall.SIGKILL) // a wrapper's children, if any are left
+		}
 		return err
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
+	case <-time.After(stopTimeout):
+		s.signal(syscall.SIGKILL)
 		<-done
 		return errors.New("server ignored SIGTERM; killed")
 	}
 }
 
 func (s *server) kill() {
-	s.cmd.Process.Kill()
+	s.signal(syscall.SIGKILL)
 	s.cmd.Wait()
 }
 
-// alive reports whether the process is still running.
+// signal sends sig to the process, or to its process group.
+func (s *server) signal(sig syscall.Signal) {
+	if s.group {
+		syscall.Kill(-s.cmd.Process.Pid, sig)
+		return
+	}
+	s.cmd.Process.Signal(sig)
+}
+
+// alive reports whether the process is still running (not exited, not a
+// zombie waiting to be reaped).
 func (s *server) alive() bool {
-	return s.cmd.ProcessState == nil && s.cmd.Process.Signal(syscall.Signal(0)) == nil
+	if s.cmd.ProcessState != nil || s.cmd.Process.Signal(syscall.Signal(0)) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
 
 // cpu returns the process's CPU time so far (user + system, all threads).

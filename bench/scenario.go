@@ -103,6 +103,9 @@ var wsPath = map[string]string{"gale-http": "/ws"}
 
 // runs reports whether impl runs in sc.
 func (sc scenario) runs(impl string) bool {
+	if isExtra(impl) {
+		return extraSkip(sc) == ""
+	}
 	if slices.Contains(sc.Skip, impl) {
 		return false
 	}
@@ -112,7 +115,8 @@ func (sc scenario) runs(impl string) bool {
 	return true
 }
 
-// isPeer reports whether impl is another library, not Gale or a variant.
+// isPeer reports whether impl is another server (a library's, or an
+// outside one), not Gale or a variant.
 func isPeer(impl string) bool {
 	_, variant := variants[impl]
 	return impl != "gale" && !variant
@@ -158,6 +162,11 @@ type run struct {
 	ServerRSSKiB uint64 `json:"server_rss_kib,omitempty"`
 	// Broadcasts is how many messages the broadcast sender sent.
 	Broadcasts uint64 `json:"broadcasts,omitempty"`
+	// Acct is where the server's time went, per operation (echo,
+	// broadcast, handshake), read from /proc over the sure part of the
+	// window; AcctErr says why it is missing.
+	Acct    *accounting `json:"accounting,omitempty"`
+	AcctErr string      `json:"accounting_error,omitempty"`
 }
 
 // idleResult is what the idle scenario measured.
@@ -206,7 +215,13 @@ func runOne(ctx context.Context, o *options, sc scenario, impl string, round int
 		}
 		certs = o.certs
 	}
-	srv, err := startServer(o.serverBin, impl, profile, o.verbose, sc.Compress, sc.Kind == kindBroadcast, certs)
+	var srv *server
+	var err error
+	if e, ok := extraServers[impl]; ok {
+		srv, err = startExtra(e, sc.Compress, o.verbose)
+	} else {
+		srv, err = startServer(o.serverBin, impl, profile, o.verbose, sc.Compress, sc.Kind == kindBroadcast, certs)
+	}
 	if err != nil {
 		r.Err = err.Error()
 		return r
@@ -300,7 +315,17 @@ func galeBench(ctx context.Context, o *options, sc scenario, srv *server, r *run
 	cmd := exec.CommandContext(cctx, o.galeBin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var smp *sampler
+	if sc.Kind != kindIdle {
+		smp = startSampler(procRoot, srv.root, sampleEvery)
+	}
+	started := time.Now()
 	runErr := cmd.Run() // exit status 1 means errors were counted: the JSON says how many
+	ended := time.Now()
+	var samples []sample
+	if smp != nil {
+		samples = smp.finish()
+	}
 	var b benchOut
 	if err := json.Unmarshal(stdout.Bytes(), &b); err != nil {
 		r.Err = fmt.Sprintf("gale %s: %v: %s", strings.Join(args[:2], " "), runErr, lastLine(stderr.String()))
@@ -336,6 +361,15 @@ func galeBench(ctx context.Context, o *options, sc scenario, srv *server, r *run
 		return
 	}
 	r.ServerRSSKiB = uint64(b.ServerRSS)
+	warm := o.warmup
+	if sc.Kind == kindHandshake {
+		warm = 0 // gale bench handshake measures from the start
+	}
+	if acc, err := accountWindow(samples, started, ended, warm, o.duration, r.Window, r.Ops); err != nil {
+		r.AcctErr = err.Error()
+	} else {
+		r.Acct = acc
+	}
 	if r.Window > 0 {
 		r.ServerCPU = time.Duration(b.ServerCPUs * float64(time.Second))
 		r.ClientCPU = time.Duration(b.ClientCPUs * float64(time.Second))
