@@ -241,6 +241,13 @@ type accounting struct {
 	Syscalls  float64 `json:"syscalls_per_op"` // read + write
 	VolCS     float64 `json:"voluntary_ctx_switches_per_op"`
 	InvolCS   float64 `json:"involuntary_ctx_switches_per_op"`
+	// With -perf: every system call, and the epoll waits among them,
+	// counted by perf stat over (about) the same stretch.
+	Perf        bool    `json:"perf,omitempty"`
+	AllSyscalls float64 `json:"all_syscalls_per_op,omitempty"`
+	EpollWaits  float64 `json:"epoll_waits_per_op,omitempty"`
+
+	from, to time.Time // the stretch
 }
 
 // sample is a snapshot of the server's tree at a time.
@@ -337,7 +344,7 @@ func perOp(s0, s1 sample, window time.Duration, ops uint64) (*accounting, error)
 		return nil, errors.New("no operations in the stretch")
 	}
 	tick := float64(clockTick) / float64(time.Microsecond)
-	acc := &accounting{Interval: iv, Ops: n, Procs: procs, Threads: d.Threads,
+	acc := &accounting{Interval: iv, Ops: n, Procs: procs, Threads: d.Threads, from: s0.t, to: s1.t,
 		UserUS: float64(d.UTime) * tick / n, SysUS: float64(d.STime) * tick / n,
 		IO: d.IO, VolCS: float64(d.VolCS) / n, InvolCS: float64(d.InvolCS) / n}
 	if d.IO {

@@ -155,16 +155,19 @@ var extraStartTimeout = 10 * time.Second
 // startExtra runs e on a free port and waits until the port accepts
 // connections. The server runs in its own process group, so that stop
 // reaches a wrapper's children too.
-func startExtra(e extraServer, compress, verbose bool) (*server, error) {
+func startExtra(e extraServer, compress, verbose bool, perfOut string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	argv := e.argv(port, compress)
+	if perfOut != "" {
+		argv = append(perfArgs(perfOut), argv...)
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 2 * time.Second
-	s := &server{cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, group: true, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	s := &server{cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, group: true, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), perfFile: perfOut}
 	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr // its chatter, for the error
 	if verbose {
 		cmd.Stdout = io.MultiWriter(s.stderr, os.Stderr)
@@ -180,6 +183,7 @@ func startExtra(e extraServer, compress, verbose bool) (*server, error) {
 		c, err := net.DialTimeout("tcp", s.addr, 500*time.Millisecond)
 		if err == nil {
 			c.Close()
+			s.perfStart = time.Now() // about when perf stat let it exec (see startServer)
 			break
 		}
 		if !s.alive() {

@@ -84,6 +84,8 @@ func mainErr() int {
 	maxNoise := flag.Float64("max-noise", 40, "rerun an echo or handshake run (up to -retries times) when other processes used more than this much CPU in its window, in % of one core")
 	retries := flag.Int("retries", 2, "reruns allowed per run for -max-noise")
 	fromJSON := flag.String("report", "", "render a saved -json report as Markdown (to -out and stdout) instead of running")
+	usePerf := flag.Bool("perf", false, "run every server under `perf stat -I` (Linux perf) to count all its system calls and epoll waits per\n"+
+		"operation in the accounting (tracepoint counters, no tracing; skipped with a note when perf cannot count them)")
 	var extras extraFlags
 	flag.Var(&extras, "extra", "an outside server, `NAME=COMMAND ARGS…`: an echo server on 127.0.0.1:{port} (any path) that accepts\n"+
 		"permessage-deflate when {compress} is 1 (0 otherwise); run in the same rounds as the others, in the\n"+
@@ -218,6 +220,14 @@ func mainErr() int {
 	o := &options{
 		serverBin: bin, galeBin: gale, bcastConns: *bcastConns, warmup: *warmup, duration: *duration,
 		idleConns: *idleConns, idleWindow: *idleWindow, profileDir: *profileDir, verbose: *verbose,
+	}
+	if *usePerf {
+		if why := perfUsable(); why != "" {
+			fmt.Fprintln(os.Stderr, "bench: note: -perf left out:", why)
+		} else if dir, err := os.MkdirTemp("", "galeperf"); err == nil {
+			defer os.RemoveAll(dir)
+			o.perfDir = dir
+		}
 	}
 	for _, n := range sel {
 		if sc, _ := scenarioByName(n); sc.TLS && o.certs == nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -29,10 +30,15 @@ type server struct {
 	addr      string
 	stderr    *tailBuffer
 	group     bool // in its own process group: signal the group
+	// perfFile is where perf stat writes its intervals (-perf), counting
+	// from about perfStart.
+	perfFile  string
+	perfStart time.Time
 }
 
-// startServer starts bin for impl and waits for the address line.
-func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool, certs *certFiles) (*server, error) {
+// startServer starts bin for impl and waits for the address line; with
+// perfOut, under perf stat writing there.
+func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool, certs *certFiles, perfOut string) (*server, error) {
 	args := []string{"-impl", impl, "-addr", "127.0.0.1:0"}
 	if certs != nil {
 		args = append(args, "-tls-cert", certs.Leaf, "-tls-key", certs.Key)
@@ -47,8 +53,14 @@ func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool
 		args = append(args, "-cpuprofile", cpuprofile)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.WaitDelay = 2 * time.Second // a grandchild holding stderr must not hang Wait
 	s := &server{cmd: cmd, stderr: &tailBuffer{max: 8 << 10}}
+	if perfOut != "" {
+		argv := append(perfArgs(perfOut), append([]string{bin}, args...)...)
+		cmd = exec.Command(argv[0], argv[1:]...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		s.cmd, s.group, s.perfFile = cmd, true, perfOut
+	}
+	cmd.WaitDelay = 2 * time.Second // a grandchild holding stderr must not hang Wait
 	cmd.Stderr = s.stderr
 	if verbose {
 		cmd.Stderr = io.MultiWriter(s.stderr, os.Stderr)
@@ -71,11 +83,22 @@ func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool
 	}()
 	select {
 	case s.addr = <-line:
+		// perf stat's intervals count from when it let the server exec: the
+		// address line comes just after.
+		s.perfStart = time.Now()
 	case <-time.After(10 * time.Second):
 	}
 	if s.addr == "" {
 		s.kill()
 		return nil, fmt.Errorf("%s server printed no address: %s", impl, s.stderr)
+	}
+	if s.perfFile != "" { // the load generator reads benchserver, not perf
+		if _, p, err := net.SplitHostPort(s.addr); err == nil {
+			port, _ := strconv.Atoi(p)
+			if pid := listenerPid(procRoot, s.root, port); pid > 0 {
+				s.pid = pid
+			}
+		}
 	}
 	return s, nil
 }

@@ -72,12 +72,14 @@ type summary struct {
 	Syscalls stat `json:"syscalls_per_op"` // read- and write-family, /proc/PID/io
 	VolCS    stat `json:"voluntary_ctx_switches_per_op"`
 	InvolCS  stat `json:"involuntary_ctx_switches_per_op"`
+	AllCalls stat `json:"all_syscalls_per_op"` // -perf
+	Epoll    stat `json:"epoll_waits_per_op"`  // -perf
 }
 
 func summarize(sc scenario, impl string, runs []run) summary {
 	s := summary{Scenario: sc.Name, Impl: impl}
 	var rate, mbps, cpu, spct, cpct, opct, p50, p90, p99, pmax, held, alive, rb, ra, kib, idle, rss []float64
-	var user, sys, calls, vcs, ics []float64
+	var user, sys, calls, vcs, ics, all, epoll []float64
 	note := func(n int, first string) {
 		s.Errors += n
 		if s.FirstError == "" {
@@ -127,6 +129,9 @@ func summarize(sc scenario, impl string, runs []run) summary {
 			if a.IO {
 				calls = append(calls, a.Syscalls)
 			}
+			if a.Perf {
+				all, epoll = append(all, a.AllSyscalls), append(epoll, a.EpollWaits)
+			}
 		}
 		if lat != nil {
 			if r.Ops > 0 {
@@ -144,6 +149,7 @@ func summarize(sc scenario, impl string, runs []run) summary {
 	s.Held, s.Alive, s.RSSBefore, s.RSSAfter = statOf(held), statOf(alive), statOf(rb), statOf(ra)
 	s.KiBPerConn, s.IdleCPUms, s.RSS = statOf(kib), statOf(idle), statOf(rss)
 	s.UserUS, s.SysUS, s.Syscalls, s.VolCS, s.InvolCS = statOf(user), statOf(sys), statOf(calls), statOf(vcs), statOf(ics)
+	s.AllCalls, s.Epoll = statOf(all), statOf(epoll)
 	return s
 }
 
@@ -394,6 +400,10 @@ func extraNote(sc scenario, impls []string) string {
 
 // writeAccounting writes where each server's time went per operation.
 func writeAccounting(w io.Writer, rep *report) {
+	perf := false
+	for _, s := range rep.Summary {
+		perf = perf || s.AllCalls.N > 0
+	}
 	var rows []string
 	for _, name := range rep.Params.Scenarios {
 		sc, _ := scenarioByName(name)
@@ -410,9 +420,13 @@ func writeAccounting(w io.Writer, rep *report) {
 			if s.Syscalls.N == 0 {
 				calls = "n/a"
 			}
-			rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", name, op, implCell(s),
+			row := fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", name, op, implCell(s),
 				num(s.UserUS.med()), num(s.SysUS.med()), num(s.UserUS.med()+s.SysUS.med()), calls,
-				num(s.VolCS.med()), num(s.InvolCS.med())))
+				num(s.VolCS.med()), num(s.InvolCS.med()))
+			if perf {
+				row += fmt.Sprintf(" %s | %s |", num(s.AllCalls.med()), num(s.Epoll.med()))
+			}
+			rows = append(rows, row)
 		}
 	}
 	if len(rows) == 0 {
@@ -426,9 +440,17 @@ func writeAccounting(w io.Writer, rep *report) {
 	fmt.Fprintln(w, "the read- and write-family calls (read, write, readv, writev…): recv, send, recvmsg, sendmsg and the epoll")
 	fmt.Fprintln(w, "calls are not counted there, so a server that uses recv/send shows fewer than it makes. Context switches are")
 	fmt.Fprintln(w, "`voluntary_ctxt_switches` (the thread slept: blocked, waited) and `nonvoluntary_ctxt_switches` (preempted) of every thread.")
+	if perf {
+		fmt.Fprintln(w, "All syscalls and epoll waits (epoll_wait, epoll_pwait) are counted by `perf stat -I` (-perf), which the servers ran under,")
+		fmt.Fprintln(w, "over about the same stretch.")
+	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| scenario | per | server | user µs | sys µs | user + sys µs | read+write syscalls | voluntary ctx switches | involuntary ctx switches |")
-	fmt.Fprintln(w, "|---|---|---|--:|--:|--:|--:|--:|--:|")
+	head, rule := "| scenario | per | server | user µs | sys µs | user + sys µs | read+write syscalls | voluntary ctx switches | involuntary ctx switches |", "|---|---|---|--:|--:|--:|--:|--:|--:|"
+	if perf {
+		head, rule = head+" all syscalls | epoll waits |", rule+"--:|--:|"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, rule)
 	for _, r := range rows {
 		fmt.Fprintln(w, r)
 	}

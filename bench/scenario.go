@@ -197,6 +197,8 @@ type options struct {
 	profileDir string
 	verbose    bool
 	certs      *certFiles // for the wss:// scenarios
+	perfDir    string     // -perf: where perf stat writes, "" without
+	perfRuns   int
 }
 
 // runOne starts a fresh server for impl and runs sc against it with gale
@@ -215,12 +217,17 @@ func runOne(ctx context.Context, o *options, sc scenario, impl string, round int
 		}
 		certs = o.certs
 	}
+	perfOut := ""
+	if o.perfDir != "" && sc.Kind != kindIdle && !raw {
+		o.perfRuns++
+		perfOut = filepath.Join(o.perfDir, fmt.Sprintf("%s-%s-r%d-%d.perf", impl, sc.Name, round, o.perfRuns))
+	}
 	var srv *server
 	var err error
 	if e, ok := extraServers[impl]; ok {
-		srv, err = startExtra(e, sc.Compress, o.verbose)
+		srv, err = startExtra(e, sc.Compress, o.verbose, perfOut)
 	} else {
-		srv, err = startServer(o.serverBin, impl, profile, o.verbose, sc.Compress, sc.Kind == kindBroadcast, certs)
+		srv, err = startServer(o.serverBin, impl, profile, o.verbose, sc.Compress, sc.Kind == kindBroadcast, certs, perfOut)
 	}
 	if err != nil {
 		r.Err = err.Error()
@@ -369,6 +376,11 @@ func galeBench(ctx context.Context, o *options, sc scenario, srv *server, r *run
 		r.AcctErr = err.Error()
 	} else {
 		r.Acct = acc
+		if srv.perfFile != "" {
+			if err := addPerf(acc, srv.perfFile, srv.perfStart); err != nil {
+				r.AcctErr = "perf: " + err.Error()
+			}
+		}
 	}
 	if r.Window > 0 {
 		r.ServerCPU = time.Duration(b.ServerCPUs * float64(time.Second))
