@@ -117,6 +117,12 @@ func (s *server) stop() error {
 		if s.group {
 			s.signal(syscall.SIGKILL) // a wrapper's children, if any are left
 		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+				return nil // SIGTERM's default action: what was asked
+			}
+		}
 		return err
 	case <-time.After(stopTimeout):
 		s.signal(syscall.SIGKILL)
