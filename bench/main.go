@@ -377,7 +377,7 @@ func render(path, out string) int {
 // usage is bench -h.
 func usage() {
 	w := flag.CommandLine.Output()
-	fmt.Fprint(w, `Usage: go run . [flags]   (in bench/, or from the repository root with -server and -gale)
+	fmt.Fprint(w, `Usage: go run . [flags]   (in bench/; or the built command, from bench/ or the repository root)
 
 Runs Gale and the other Go WebSocket servers (gorilla, gws, nbio, gobwas), and any outside server
 given with -extra, through the same scenarios in interleaved rounds, each server in a fresh process,
