@@ -196,6 +196,11 @@ func startExtra(e extraServer, compress, verbose bool, perfOut string) (*server,
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// Under perf stat, the server is perf's child: perf's own work is not
+	// the server's.
+	if perfOut != "" {
+		s.root = perfChild(procRoot, s.root)
+	}
 	// The load generator reads the CPU time and RSS of one process: the
 	// one that listens, when the command is a wrapper (go run, a script).
 	if pid := listenerPid(procRoot, s.root, port); pid > 0 {

@@ -137,3 +137,12 @@ func addPerf(acc *accounting, file string, start time.Time) error {
 	acc.EpollWaits = float64(ep) / ops
 	return nil
 }
+
+// perfChild is the process perf stat (pid) runs: its one child, or pid
+// itself when it cannot tell.
+func perfChild(proc string, pid int) int {
+	if t := procTree(proc, pid); len(t) > 1 {
+		return t[1]
+	}
+	return pid
+}

@@ -92,7 +92,8 @@ func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool
 		s.kill()
 		return nil, fmt.Errorf("%s server printed no address: %s", impl, s.stderr)
 	}
-	if s.perfFile != "" { // the load generator reads benchserver, not perf
+	if s.perfFile != "" { // the load generator and the accounting read benchserver, not perf
+		s.root = perfChild(procRoot, s.root)
 		if _, p, err := net.SplitHostPort(s.addr); err == nil {
 			port, _ := strconv.Atoi(p)
 			if pid := listenerPid(procRoot, s.root, port); pid > 0 {
