@@ -131,7 +131,7 @@ closing, the stretch read is the part that surely lies inside the window (the wi
 setup and closing time at each end), and its operations are the window's count at the window's
 rate. A run whose setup and closing took longer than the window has no accounting (the JSON says
 why). With `+"`"+`-perf`+"`"+` each server runs under `+"`"+`perf stat -I 20`+"`"+` (Linux perf, tracepoint counters, no
-tracing), and the table adds **all system calls** (`+"`"+`raw_syscalls:sys_enter`+"`"+`) and **epoll waits**
+tracing; perf's own process is not counted as the server's), and the table adds **all system calls** (`+"`"+`raw_syscalls:sys_enter`+"`"+`) and **epoll waits**
 (`+"`"+`epoll_wait`+"`"+`, `+"`"+`epoll_pwait`+"`"+`) per operation over about the same stretch; without a usable perf the
 flag is left out with a note.
 

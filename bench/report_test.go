@@ -116,3 +116,16 @@ func TestVariants(t *testing.T) {
 		t.Errorf("aheadOfPeers counts a variant: %q", got)
 	}
 }
+
+// TestDocsMethod: docs/benchmarks.md carries the generator's fixed part
+// (how to run, outside servers, accounting, method, columns) as it is now.
+func TestDocsMethod(t *testing.T) {
+	b, err := os.ReadFile("../docs/benchmarks.md")
+	if err != nil {
+		t.Skip(err)
+	}
+	i := strings.Index(docMethod, "## How to run")
+	if i < 0 || !strings.HasSuffix(string(b), docMethod[i:]) {
+		t.Error("docs/benchmarks.md's part from \"## How to run\" differs from docMethod (bench/markdown.go)")
+	}
+}
