@@ -49,6 +49,7 @@ func TestExtraRun(t *testing.T) {
 		"- Outside server **mini**: `" + cmdline + "`",
 		"- Outside server gone (`/no/such/server {port} {compress}`) skipped: /no/such/server is not there",
 		"Outside server mini left out: the scenario needs a server that sends every message to every connection",
+		"No server of this run serves this scenario.",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)

@@ -305,6 +305,10 @@ func writeTables(w io.Writer, sums []summary, names, impls []string, charts bool
 		if note := extraNote(sc, impls); note != "" {
 			fmt.Fprintf(w, "%s\n\n", note)
 		}
+		if !slices.ContainsFunc(impls, sc.runs) {
+			fmt.Fprintf(w, "No server of this run serves this scenario.\n\n")
+			continue
+		}
 		switch sc.Kind {
 		case kindEcho, kindBroadcast:
 			unit, op := "msgs/s", "msg"
