@@ -84,7 +84,7 @@ func mainErr() int {
 	maxNoise := flag.Float64("max-noise", 40, "rerun an echo or handshake run (up to -retries times) when other processes used more than this much CPU in its window, in % of one core")
 	retries := flag.Int("retries", 2, "reruns allowed per run for -max-noise")
 	fromJSON := flag.String("report", "", "render a saved -json report as Markdown (to -out and stdout) instead of running")
-	usePerf := flag.Bool("perf", false, "run every server under `perf stat -I` (Linux perf) to count all its system calls and epoll waits per\n"+
+	usePerf := flag.Bool("perf", false, "run every server under perf stat -I (Linux perf) to count all its system calls and epoll waits per\n"+
 		"operation in the accounting (tracepoint counters, no tracing; skipped with a note when perf cannot count them)")
 	var extras extraFlags
 	flag.Var(&extras, "extra", "an outside server, `NAME=COMMAND ARGS…`: an echo server on 127.0.0.1:{port} (any path) that accepts\n"+
@@ -392,7 +392,7 @@ involuntary context switches.
 
 An outside server is any WebSocket echo server that takes its port on the command line:
 
-  go run . -quick -scenarios echo64,echo1k,echo16k,echo1k-deflate,handshake       -extra 'uws=/path/to/uws-echo {port} {compress}'
+  go run . -quick -scenarios echo64,echo1k,echo16k,echo1k-deflate,handshake -extra 'uws=/path/to/uws-echo {port} {compress}'
 
 runs uWebSockets' EchoServer example (built with a port argument and a permessage-deflate switch)
 beside the others. Broadcast and the wss:// scenarios leave outside servers out, and say so.

@@ -424,8 +424,8 @@ func writeAccounting(w io.Writer, rep *report) {
 			if s.Syscalls.N == 0 {
 				calls = "n/a"
 			}
-			row := fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", name, op, implCell(s),
-				num(s.UserUS.med()), num(s.SysUS.med()), num(s.UserUS.med()+s.SysUS.med()), calls,
+			row := fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", name, op, implCell(s),
+				num(s.UserUS.med()), num(s.SysUS.med()), num(s.UserUS.med()+s.SysUS.med()), num(s.CPUPerOp.med()), calls,
 				num(s.VolCS.med()), num(s.InvolCS.med()))
 			if perf {
 				row += fmt.Sprintf(" %s | %s |", num(s.AllCalls.med()), num(s.Epoll.med()))
@@ -444,12 +444,14 @@ func writeAccounting(w io.Writer, rep *report) {
 	fmt.Fprintln(w, "the read- and write-family calls (read, write, readv, writev…): recv, send, recvmsg, sendmsg and the epoll")
 	fmt.Fprintln(w, "calls are not counted there, so a server that uses recv/send shows fewer than it makes. Context switches are")
 	fmt.Fprintln(w, "`voluntary_ctxt_switches` (the thread slept: blocked, waited) and `nonvoluntary_ctxt_switches` (preempted) of every thread.")
+	fmt.Fprintln(w, "\"Window's CPU\" is the server CPU per operation of the results above, over the whole window: where user + sys")
+	fmt.Fprintln(w, "strays far from it, the stretch read was short or unlike the rest of the window.")
 	if perf {
 		fmt.Fprintln(w, "All syscalls and epoll waits (epoll_wait, epoll_pwait) are counted by `perf stat -I` (-perf), which the servers ran under,")
 		fmt.Fprintln(w, "over about the same stretch.")
 	}
 	fmt.Fprintln(w)
-	head, rule := "| scenario | per | server | user µs | sys µs | user + sys µs | read+write syscalls | voluntary ctx switches | involuntary ctx switches |", "|---|---|---|--:|--:|--:|--:|--:|--:|"
+	head, rule := "| scenario | per | server | user µs | sys µs | user + sys µs | window's CPU µs | read+write syscalls | voluntary ctx switches | involuntary ctx switches |", "|---|---|---|--:|--:|--:|--:|--:|--:|--:|"
 	if perf {
 		head, rule = head+" all syscalls | epoll waits |", rule+"--:|--:|"
 	}
