@@ -34,6 +34,16 @@ type params struct {
 	Broadcast int      `json:"broadcast_conns"`
 	Started   string   `json:"started"`
 	Took      string   `json:"took"`
+	// Extras are the outside servers run (-extra), Absent those skipped
+	// because their program is not there, with the reason.
+	Extras []extraServer `json:"extras,omitempty"`
+	Absent []absentExtra `json:"absent_extras,omitempty"`
+}
+
+// absentExtra is an outside server left out of the run.
+type absentExtra struct {
+	extraServer
+	Why string `json:"why"`
 }
 
 // report is the whole run, as -json prints it.
@@ -74,6 +84,15 @@ func mainErr() int {
 	maxNoise := flag.Float64("max-noise", 40, "rerun an echo or handshake run (up to -retries times) when other processes used more than this much CPU in its window, in % of one core")
 	retries := flag.Int("retries", 2, "reruns allowed per run for -max-noise")
 	fromJSON := flag.String("report", "", "render a saved -json report as Markdown (to -out and stdout) instead of running")
+	usePerf := flag.Bool("perf", false, "run every server under perf stat -I (Linux perf) to count all its system calls and epoll waits per\n"+
+		"operation in the accounting (tracepoint counters, no tracing; skipped with a note when perf cannot count them)")
+	var extras extraFlags
+	flag.Var(&extras, "extra", "an outside server, `NAME=COMMAND ARGS…`: an echo server on 127.0.0.1:{port} (any path) that accepts\n"+
+		"permessage-deflate when {compress} is 1 (0 otherwise); run in the same rounds as the others, in the\n"+
+		"scenarios an echo server can serve (not broadcast, not wss://). The command is split on spaces, no shell.\n"+
+		"Repeatable; skipped with a note when its program is not there; runs where -impls names it, else last.\n"+
+		"E.g. -extra 'uws=/path/to/uws-echo {port} {compress}' (uWebSockets' EchoServer example)")
+	flag.Usage = usage
 	flag.Parse()
 
 	set := map[string]bool{}
@@ -109,6 +128,27 @@ func mainErr() int {
 		}
 	}
 	impls := splitList(*implList)
+	var absent []absentExtra
+	var present []extraServer
+	for _, e := range extras {
+		if why := e.missing(); why != "" {
+			fmt.Fprintf(os.Stderr, "bench: note: outside server %s skipped: %s\n", e.Name, why)
+			absent = append(absent, absentExtra{e, why})
+			impls = slices.DeleteFunc(impls, func(s string) bool { return s == e.Name })
+			continue
+		}
+		present = append(present, e)
+		extraServers[e.Name] = e
+		if !slices.Contains(impls, e.Name) {
+			impls = append(impls, e.Name)
+		}
+	}
+	for _, impl := range impls {
+		if !slices.Contains(builtinImpls, impl) && !isExtra(impl) && !slices.ContainsFunc(absent, func(a absentExtra) bool { return a.Name == impl }) {
+			fmt.Fprintf(os.Stderr, "bench: unknown server %q (built in: %s; or give it with -extra)\n", impl, strings.Join(builtinImpls, ", "))
+			return 2
+		}
+	}
 	if len(sel) == 0 || len(impls) == 0 || *rounds < 1 {
 		fmt.Fprintln(os.Stderr, "bench: need scenarios, impls and rounds ≥ 1")
 		return 2
@@ -181,6 +221,14 @@ func mainErr() int {
 		serverBin: bin, galeBin: gale, bcastConns: *bcastConns, warmup: *warmup, duration: *duration,
 		idleConns: *idleConns, idleWindow: *idleWindow, profileDir: *profileDir, verbose: *verbose,
 	}
+	if *usePerf {
+		if why := perfUsable(); why != "" {
+			fmt.Fprintln(os.Stderr, "bench: note: -perf left out:", why)
+		} else if dir, err := os.MkdirTemp("", "galeperf"); err == nil {
+			defer os.RemoveAll(dir)
+			o.perfDir = dir
+		}
+	}
 	for _, n := range sel {
 		if sc, _ := scenarioByName(n); sc.TLS && o.certs == nil {
 			dir, err := os.MkdirTemp("", "galecerts")
@@ -202,7 +250,7 @@ func mainErr() int {
 	rep.Params = params{
 		Args: strings.Join(os.Args[1:], " "), Scenarios: sel, Impls: impls, Rounds: *rounds,
 		Warmup: warmup.String(), Duration: duration.String(), IdleConns: *idleConns, IdleFor: idleWindow.String(), Broadcast: *bcastConns,
-		Started: start.UTC().Format(time.RFC3339),
+		Started: start.UTC().Format(time.RFC3339), Extras: present, Absent: absent,
 	}
 	for _, name := range sel {
 		sc, _ := scenarioByName(name)
@@ -307,6 +355,9 @@ func render(path, out string) int {
 		fmt.Fprintln(os.Stderr, "bench:", path+":", err)
 		return 1
 	}
+	for _, e := range rep.Params.Extras {
+		extraServers[e.Name] = e
+	}
 	rep.summarize()
 	if out != "" && out != "-" {
 		if err := writeCharts(filepath.Join(filepath.Dir(out), "bench"), &rep); err != nil {
@@ -321,6 +372,34 @@ func render(path, out string) int {
 	}
 	writeResults(os.Stdout, &rep, false)
 	return 0
+}
+
+// usage is bench -h.
+func usage() {
+	w := flag.CommandLine.Output()
+	fmt.Fprint(w, `Usage: go run . [flags]   (in bench/; or the built command, from bench/ or the repository root)
+
+Runs Gale and the other Go WebSocket servers (gorilla, gws, nbio, gobwas), and any outside server
+given with -extra, through the same scenarios in interleaved rounds, each server in a fresh process,
+with gale bench as the one load generator, and writes the results (docs/benchmarks.md, charts).
+
+For every server and scenario it reports the rate, latency, server CPU per message (or handshake)
+and RSS, and an accounting of where the server's time goes per operation, read from /proc over the
+measured window and summed over the server's process tree: user and system CPU time (utime,
+stime), read- and write-family system calls (syscr, syscw of /proc/PID/io: read, write, readv,
+writev…; recv, send, recvmsg, sendmsg and epoll calls are not counted there), and voluntary and
+involuntary context switches.
+
+An outside server is any WebSocket echo server that takes its port on the command line:
+
+  go run . -quick -scenarios echo64,echo1k,echo16k,echo1k-deflate,handshake -extra 'uws=/path/to/uws-echo {port} {compress}'
+
+runs uWebSockets' EchoServer example (built with a port argument and a permessage-deflate switch)
+beside the others. Broadcast and the wss:// scenarios leave outside servers out, and say so.
+
+Flags:
+`)
+	flag.PrintDefaults()
 }
 
 func splitList(s string) []string {

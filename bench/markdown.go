@@ -10,6 +10,7 @@ import (
 // charts when charts is set).
 func writeResults(w io.Writer, rep *report, charts bool) {
 	fmt.Fprintf(w, "Medians over %d round(s); min–max across rounds; × gorilla is the ratio of medians.\n\n", rep.Params.Rounds)
+	writeExtras(w, rep.Params)
 	if len(rep.Verdicts) > 0 {
 		fmt.Fprintln(w, "#### Gale against the targets")
 		fmt.Fprintln(w)
@@ -17,6 +18,7 @@ func writeResults(w io.Writer, rep *report, charts bool) {
 	}
 	writeTables(w, rep.Summary, rep.Params.Scenarios, rep.Params.Impls, charts)
 	writeSweep(w, rep, charts)
+	writeAccounting(w, rep)
 	writeChecks(w, rep)
 	writeErrors(w, rep.Summary)
 }
@@ -83,11 +85,55 @@ go run . -scenarios echo64,handshake -impls gale,gorilla -rounds 5
 go run . -json > results.json            # every run, summary and profile as JSON
 go run . -report results.json -out ../docs/benchmarks.md   # re-render a saved run (and its charts)
 go run . -cpuprofile /tmp/prof -impls gale -scenarios echo1k -rounds 1 -out -   # then: go tool pprof -top /tmp/prof/gale-echo1k-r1.pprof
+go run . -quick -scenarios echo64,echo1k,echo16k,echo1k-deflate,handshake -extra 'uws=/path/to/uws-echo {port} {compress}'   # an outside server beside the others
+go run . -quick -perf -out -             # the accounting also counts every system call and epoll wait (Linux perf)
 `+"```"+`
 
 Run it on an otherwise idle machine: anything else on the CPUs shows up as noise. The pieces can be
 run by hand too: `+"`go run ./cmd/benchserver -impl gorilla [-compress] [-broadcast] -addr 127.0.0.1:8080`"+`,
 then `+"`gale bench echo -url ws://127.0.0.1:8080/ -conns 100 -size 64 -pid <server pid>`"+`.
+
+## Outside servers (-extra)
+
+`+"`"+`-extra 'NAME=COMMAND ARGS… {port} {compress}'`+"`"+` (repeatable) runs a server from outside the project
+beside the built-in ones, in the same interleaved rounds, measured the same way. It must be a
+WebSocket echo server on 127.0.0.1:{port}, any path, that echoes text and binary messages with their
+opcode; for each run `+"`"+`{port}`+"`"+` becomes a free port and `+"`"+`{compress}`+"`"+` becomes `+"`"+`1`+"`"+` in the scenarios with
+permessage-deflate and `+"`"+`0`+"`"+` in the others. The command is split on spaces and run without a shell, in
+its own process group. The suite dials the port until it accepts (10 s at most), hands the load
+generator the process that holds the listening socket (so a wrapper such as `+"`"+`go run`+"`"+` or a script is
+fine), sums CPU time and the accounting over the whole process tree, and stops it with SIGTERM, then
+SIGKILL after 10 s. An outside server runs in the echo, sweep, handshake and idle scenarios; broadcast
+(which needs a server that relays each message to every connection) and the wss:// scenarios (which
+serve the run's certificate) leave it out, and their tables say so. When the command's program is not
+there, the server is skipped with a note, not a failure. Its column appears in every table and chart,
+and "This run" names its command as given. `+"`"+`-impls`+"`"+` may name it to place it in the order; otherwise
+it runs last. For example uWebSockets, the C++ server, through its EchoServer example built to take
+the port and a permessage-deflate switch:
+
+`+"```sh"+`
+go run . -quick -scenarios echo64,echo1k,echo16k,echo1k-deflate,handshake -extra 'uws=/path/to/uws-echo {port} {compress}'
+`+"```"+`
+
+## Accounting
+
+Every echo, broadcast and handshake run also records where the server's time goes, in the JSON
+(`+"`"+`accounting`+"`"+` of each run, medians in the summary) and in the table "Accounting" of the results: per
+message, delivery or handshake, the server's **user** and **system** CPU time (`+"`"+`utime`+"`"+`, `+"`"+`stime`+"`"+` of
+`+"`"+`/proc/PID/stat`+"`"+`, 10 ms ticks), its **read and write system calls** (`+"`"+`syscr`+"`"+` + `+"`"+`syscw`+"`"+` of
+`+"`"+`/proc/PID/io`+"`"+`: the read- and write-family calls, read, write, readv, writev…; recv, send, recvmsg,
+sendmsg and the epoll calls are not counted there, so a server built on recv/send, uWebSockets among
+them, shows almost none), and its **voluntary** (the thread blocked or waited) and **involuntary**
+(preempted) **context switches** (every thread's `+"`"+`/proc/PID/task/TID/status`+"`"+`), all summed over the
+server's process tree. The driver samples these every 25 ms while the load generator runs; since the
+load generator's measured window starts after its connection setup and warm-up and ends before its
+closing, the stretch read is the part that surely lies inside the window (the window less the whole
+setup and closing time at each end), and its operations are the window's count at the window's
+rate. A run whose setup and closing took longer than the window has no accounting (the JSON says
+why). With `+"`"+`-perf`+"`"+` each server runs under `+"`"+`perf stat -I 20`+"`"+` (Linux perf, tracepoint counters, no
+tracing; perf's own process is not counted as the server's), and the table adds **all system calls** (`+"`"+`raw_syscalls:sys_enter`+"`"+`) and **epoll waits**
+(`+"`"+`epoll_wait`+"`"+`, `+"`"+`epoll_pwait`+"`"+`) per operation over about the same stretch; without a usable perf the
+flag is left out with a note.
 
 ## Method
 
@@ -175,3 +221,18 @@ then `+"`gale bench echo -url ws://127.0.0.1:8080/ -conns 100 -size 64 -pid <ser
 - **errors**: load-generator errors (failed dials, verification failures, unexpected closes) summed
   over rounds; for idle, also connections that did not come back alive.
 `, "\n")
+
+// writeExtras names the outside servers of the run with their commands,
+// and those skipped.
+func writeExtras(w io.Writer, p params) {
+	if len(p.Extras)+len(p.Absent) == 0 {
+		return
+	}
+	for _, e := range p.Extras {
+		fmt.Fprintf(w, "- Outside server **%s**: `%s` (an echo server run by the suite; `{port}` and `{compress}` filled in per run).\n", e.Name, e.Command)
+	}
+	for _, e := range p.Absent {
+		fmt.Fprintf(w, "- Outside server %s (`%s`) skipped: %s.\n", e.Name, e.Command, e.Why)
+	}
+	fmt.Fprintln(w)
+}

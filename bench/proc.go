@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -19,16 +20,25 @@ import (
 // 100 on Linux).
 const clockTick = 10 * time.Millisecond
 
-// server is one benchserver process.
+// server is one server process (benchserver, or an outside server).
 type server struct {
-	cmd    *exec.Cmd
-	pid    int
-	addr   string
-	stderr *tailBuffer
+	cmd *exec.Cmd
+	// pid is the process the load generator reads (-pid); root is the
+	// process started, whose tree the accounting sums over. They differ
+	// when an outside server's command is a wrapper.
+	pid, root int
+	addr      string
+	stderr    *tailBuffer
+	group     bool // in its own process group: signal the group
+	// perfFile is where perf stat writes its intervals (-perf), counting
+	// from about perfStart.
+	perfFile  string
+	perfStart time.Time
 }
 
-// startServer starts bin for impl and waits for the address line.
-func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool, certs *certFiles, extra ...string) (*server, error) {
+// startServer starts bin for impl and waits for the address line; with
+// perfOut, under perf stat writing there. extra goes on bin's command line.
+func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool, certs *certFiles, perfOut string, extra ...string) (*server, error) {
 	args := append([]string{"-impl", impl, "-addr", "127.0.0.1:0"}, extra...)
 	if certs != nil {
 		args = append(args, "-tls-cert", certs.Leaf, "-tls-key", certs.Key)
@@ -43,8 +53,14 @@ func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool
 		args = append(args, "-cpuprofile", cpuprofile)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.WaitDelay = 2 * time.Second // a grandchild holding stderr must not hang Wait
 	s := &server{cmd: cmd, stderr: &tailBuffer{max: 8 << 10}}
+	if perfOut != "" {
+		argv := append(perfArgs(perfOut), append([]string{bin}, args...)...)
+		cmd = exec.Command(argv[0], argv[1:]...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		s.cmd, s.group, s.perfFile = cmd, true, perfOut
+	}
+	cmd.WaitDelay = 2 * time.Second // a grandchild holding stderr must not hang Wait
 	cmd.Stderr = s.stderr
 	if verbose {
 		cmd.Stderr = io.MultiWriter(s.stderr, os.Stderr)
@@ -57,6 +73,7 @@ func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool
 		return nil, err
 	}
 	s.pid = cmd.Process.Pid
+	s.root = s.pid
 	line := make(chan string, 1)
 	go func() {
 		r := bufio.NewReader(out)
@@ -66,38 +83,81 @@ func startServer(bin, impl, cpuprofile string, verbose, compress, broadcast bool
 	}()
 	select {
 	case s.addr = <-line:
+		// perf stat's intervals count from when it let the server exec: the
+		// address line comes just after.
+		s.perfStart = time.Now()
 	case <-time.After(10 * time.Second):
 	}
 	if s.addr == "" {
 		s.kill()
 		return nil, fmt.Errorf("%s server printed no address: %s", impl, s.stderr)
 	}
+	if s.perfFile != "" { // the load generator and the accounting read benchserver, not perf
+		s.root = perfChild(procRoot, s.root)
+		if _, p, err := net.SplitHostPort(s.addr); err == nil {
+			port, _ := strconv.Atoi(p)
+			if pid := listenerPid(procRoot, s.root, port); pid > 0 {
+				s.pid = pid
+			}
+		}
+	}
 	return s, nil
 }
 
+// stopTimeout is how long a server has to exit after SIGTERM before it is
+// killed.
+var stopTimeout = 10 * time.Second
+
 // stop sends SIGTERM and waits, killing the process if it lingers.
 func (s *server) stop() error {
-	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- s.cmd.Wait() }()
 	select {
 	case err := <-done:
+		if s.group {
+			s.signal(syscall.SIGKILL) // a wrapper's children, if any are left
+		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+				return nil // SIGTERM's default action: what was asked
+			}
+		}
 		return err
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
+	case <-time.After(stopTimeout):
+		s.signal(syscall.SIGKILL)
 		<-done
 		return errors.New("server ignored SIGTERM; killed")
 	}
 }
 
 func (s *server) kill() {
-	s.cmd.Process.Kill()
+	s.signal(syscall.SIGKILL)
 	s.cmd.Wait()
 }
 
-// alive reports whether the process is still running.
+// signal sends sig to the process, or to its process group.
+func (s *server) signal(sig syscall.Signal) {
+	if s.group {
+		syscall.Kill(-s.cmd.Process.Pid, sig)
+		return
+	}
+	s.cmd.Process.Signal(sig)
+}
+
+// alive reports whether the process is still running (not exited, not a
+// zombie waiting to be reaped).
 func (s *server) alive() bool {
-	return s.cmd.ProcessState == nil && s.cmd.Process.Signal(syscall.Signal(0)) == nil
+	if s.cmd.ProcessState != nil || s.cmd.Process.Signal(syscall.Signal(0)) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
 
 // cpu returns the process's CPU time so far (user + system, all threads).

@@ -65,11 +65,21 @@ type summary struct {
 	RSSAfter   stat `json:"rss_after_mib"`
 	KiBPerConn stat `json:"kib_per_conn"`
 	IdleCPUms  stat `json:"idle_cpu_ms"`
+
+	// Where the server's time went per operation (see accounting).
+	UserUS   stat `json:"user_us_per_op"`
+	SysUS    stat `json:"sys_us_per_op"`
+	Syscalls stat `json:"syscalls_per_op"` // read- and write-family, /proc/PID/io
+	VolCS    stat `json:"voluntary_ctx_switches_per_op"`
+	InvolCS  stat `json:"involuntary_ctx_switches_per_op"`
+	AllCalls stat `json:"all_syscalls_per_op"` // -perf
+	Epoll    stat `json:"epoll_waits_per_op"`  // -perf
 }
 
 func summarize(sc scenario, impl string, runs []run) summary {
 	s := summary{Scenario: sc.Name, Impl: impl}
 	var rate, mbps, cpu, spct, cpct, opct, p50, p90, p99, pmax, held, alive, rb, ra, kib, idle, rss []float64
+	var user, sys, calls, vcs, ics, all, epoll []float64
 	note := func(n int, first string) {
 		s.Errors += n
 		if s.FirstError == "" {
@@ -113,6 +123,16 @@ func summarize(sc scenario, impl string, runs []run) summary {
 			kib = append(kib, id.KiBPerConn)
 			idle = append(idle, float64(id.IdleCPU)/float64(time.Millisecond))
 		}
+		if a := r.Acct; a != nil {
+			user, sys = append(user, a.UserUS), append(sys, a.SysUS)
+			vcs, ics = append(vcs, a.VolCS), append(ics, a.InvolCS)
+			if a.IO {
+				calls = append(calls, a.Syscalls)
+			}
+			if a.Perf {
+				all, epoll = append(all, a.AllSyscalls), append(epoll, a.EpollWaits)
+			}
+		}
 		if lat != nil {
 			if r.Ops > 0 {
 				cpu = append(cpu, r.CPUPerOpUS)
@@ -128,6 +148,8 @@ func summarize(sc scenario, impl string, runs []run) summary {
 	s.P50, s.P90, s.P99, s.MaxLat = statOf(p50), statOf(p90), statOf(p99), statOf(pmax)
 	s.Held, s.Alive, s.RSSBefore, s.RSSAfter = statOf(held), statOf(alive), statOf(rb), statOf(ra)
 	s.KiBPerConn, s.IdleCPUms, s.RSS = statOf(kib), statOf(idle), statOf(rss)
+	s.UserUS, s.SysUS, s.Syscalls, s.VolCS, s.InvolCS = statOf(user), statOf(sys), statOf(calls), statOf(vcs), statOf(ics)
+	s.AllCalls, s.Epoll = statOf(all), statOf(epoll)
 	return s
 }
 
@@ -280,6 +302,13 @@ func writeTables(w io.Writer, sums []summary, names, impls []string, charts bool
 		if sc.Note != "" {
 			fmt.Fprintf(w, "%s\n\n", sc.Note)
 		}
+		if note := extraNote(sc, impls); note != "" {
+			fmt.Fprintf(w, "%s\n\n", note)
+		}
+		if !slices.ContainsFunc(impls, sc.runs) {
+			fmt.Fprintf(w, "No server of this run serves this scenario.\n\n")
+			continue
+		}
 		switch sc.Kind {
 		case kindEcho, kindBroadcast:
 			unit, op := "msgs/s", "msg"
@@ -357,6 +386,81 @@ func writeVariants(w io.Writer, sums []summary, sc scenario, impls []string) {
 				ratio(v.Rate.med(), base.Rate.med()), ratio(v.CPUPerOp.med(), base.CPUPerOp.med()))
 		}
 	}
+}
+
+// extraNote says which outside servers sc leaves out, and why.
+func extraNote(sc scenario, impls []string) string {
+	var out []string
+	for _, impl := range impls {
+		if isExtra(impl) && !sc.runs(impl) {
+			out = append(out, impl)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Outside server %s left out: %s.", strings.Join(out, ", "), extraSkip(sc))
+}
+
+// writeAccounting writes where each server's time went per operation.
+func writeAccounting(w io.Writer, rep *report) {
+	perf := false
+	for _, s := range rep.Summary {
+		perf = perf || s.AllCalls.N > 0
+	}
+	var rows []string
+	for _, name := range rep.Params.Scenarios {
+		sc, _ := scenarioByName(name)
+		if sc.Kind == kindIdle {
+			continue
+		}
+		op := map[kind]string{kindEcho: "msg", kindBroadcast: "delivery", kindHandshake: "handshake"}[sc.Kind]
+		for _, impl := range rep.Params.Impls {
+			s, ok := find(rep.Summary, name, impl)
+			if !ok || !sc.runs(impl) || s.UserUS.N == 0 {
+				continue
+			}
+			calls := num(s.Syscalls.med())
+			if s.Syscalls.N == 0 {
+				calls = "n/a"
+			}
+			row := fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", name, op, implCell(s),
+				num(s.UserUS.med()), num(s.SysUS.med()), num(s.UserUS.med()+s.SysUS.med()), num(s.CPUPerOp.med()), calls,
+				num(s.VolCS.med()), num(s.InvolCS.med()))
+			if perf {
+				row += fmt.Sprintf(" %s | %s |", num(s.AllCalls.med()), num(s.Epoll.med()))
+			}
+			rows = append(rows, row)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "### Accounting — where the server's time goes, per message or handshake")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "From `/proc`, summed over the server's process tree, over the part of each measured window that")
+	fmt.Fprintln(w, "surely lies inside it, divided by the operations in that stretch at the window's rate; medians over rounds.")
+	fmt.Fprintln(w, "User and system time are `utime` and `stime` (10 ms ticks); syscalls are `syscr` + `syscw` of `/proc/PID/io`,")
+	fmt.Fprintln(w, "the read- and write-family calls (read, write, readv, writev…): recv, send, recvmsg, sendmsg and the epoll")
+	fmt.Fprintln(w, "calls are not counted there, so a server that uses recv/send shows fewer than it makes. Context switches are")
+	fmt.Fprintln(w, "`voluntary_ctxt_switches` (the thread slept: blocked, waited) and `nonvoluntary_ctxt_switches` (preempted) of every thread.")
+	fmt.Fprintln(w, "\"Window's CPU\" is the server CPU per operation of the results above, over the whole window: where user + sys")
+	fmt.Fprintln(w, "strays far from it, the stretch read was short or unlike the rest of the window.")
+	if perf {
+		fmt.Fprintln(w, "All syscalls and epoll waits (epoll_wait, epoll_pwait) are counted by `perf stat -I` (-perf), which the servers ran under,")
+		fmt.Fprintln(w, "over about the same stretch.")
+	}
+	fmt.Fprintln(w)
+	head, rule := "| scenario | per | server | user µs | sys µs | user + sys µs | window's CPU µs | read+write syscalls | voluntary ctx switches | involuntary ctx switches |", "|---|---|---|--:|--:|--:|--:|--:|--:|--:|"
+	if perf {
+		head, rule = head+" all syscalls | epoll waits |", rule+"--:|--:|"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, rule)
+	for _, r := range rows {
+		fmt.Fprintln(w, r)
+	}
+	fmt.Fprintln(w)
 }
 
 func implCell(s summary) string {

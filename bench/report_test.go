@@ -116,3 +116,33 @@ func TestVariants(t *testing.T) {
 		t.Errorf("aheadOfPeers counts a variant: %q", got)
 	}
 }
+
+// TestDocsMethod: docs/benchmarks.md carries the generator's sections on
+// outside servers and the accounting as they are now.
+func TestDocsMethod(t *testing.T) {
+	b, err := os.ReadFile("../docs/benchmarks.md")
+	if err != nil {
+		t.Skip(err)
+	}
+	part := func(s string) string {
+		i, j := strings.Index(s, "## Outside servers"), strings.Index(s, "## Method")
+		if i < 0 || j < i {
+			t.Fatal("no \"## Outside servers\" … \"## Method\"")
+		}
+		return s[i:j]
+	}
+	want, got := strings.Split(part(docMethod), "\n"), strings.Split(part(string(b)), "\n")
+	for k := range max(len(want), len(got)) {
+		if k >= len(want) || k >= len(got) || want[k] != got[k] {
+			t.Fatalf("docs/benchmarks.md differs from docMethod (bench/markdown.go) in line %d of \"## Outside servers\":\n%q\n%q",
+				k+1, at(got, k), at(want, k))
+		}
+	}
+}
+
+func at(l []string, i int) string {
+	if i < len(l) {
+		return l[i]
+	}
+	return "(end)"
+}

@@ -116,6 +116,9 @@ const publishPath = "/room"
 
 // runs reports whether impl runs in sc.
 func (sc scenario) runs(impl string) bool {
+	if isExtra(impl) {
+		return extraSkip(sc) == ""
+	}
 	if slices.Contains(sc.Skip, impl) {
 		return false
 	}
@@ -125,7 +128,8 @@ func (sc scenario) runs(impl string) bool {
 	return true
 }
 
-// isPeer reports whether impl is another library, not Gale or a variant.
+// isPeer reports whether impl is another server (a library's, or an
+// outside one), not Gale or a variant.
 func isPeer(impl string) bool {
 	_, variant := variants[impl]
 	return impl != "gale" && !variant
@@ -171,6 +175,11 @@ type run struct {
 	ServerRSSKiB uint64 `json:"server_rss_kib,omitempty"`
 	// Broadcasts is how many messages the broadcast sender sent.
 	Broadcasts uint64 `json:"broadcasts,omitempty"`
+	// Acct is where the server's time went, per operation (echo,
+	// broadcast, handshake), read from /proc over the sure part of the
+	// window; AcctErr says why it is missing.
+	Acct    *accounting `json:"accounting,omitempty"`
+	AcctErr string      `json:"accounting_error,omitempty"`
 }
 
 // idleResult is what the idle scenario measured.
@@ -201,6 +210,8 @@ type options struct {
 	profileDir string
 	verbose    bool
 	certs      *certFiles // for the wss:// scenarios
+	perfDir    string     // -perf: where perf stat writes, "" without
+	perfRuns   int
 }
 
 // runOne starts a fresh server for impl and runs sc against it with gale
@@ -219,6 +230,11 @@ func runOne(ctx context.Context, o *options, sc scenario, impl string, round int
 		}
 		certs = o.certs
 	}
+	perfOut := ""
+	if o.perfDir != "" && sc.Kind != kindIdle && !raw {
+		o.perfRuns++
+		perfOut = filepath.Join(o.perfDir, fmt.Sprintf("%s-%s-r%d-%d.perf", impl, sc.Name, round, o.perfRuns))
+	}
 	var extra []string
 	if sc.Publish {
 		extra = append(extra, "-topics")
@@ -233,6 +249,7 @@ func runOne(ctx context.Context, o *options, sc scenario, impl string, round int
 		defer ns.Shutdown()
 		impl1, nodes = "gale", natsNodes
 		extra = append(extra, "-nats", ns.ClientURL())
+		perfOut = "" // a cluster's CPU is spread over processes
 	}
 	var srvs []*server
 	defer func() {
@@ -241,7 +258,13 @@ func runOne(ctx context.Context, o *options, sc scenario, impl string, round int
 		}
 	}()
 	for range nodes {
-		srv, err := startServer(o.serverBin, impl1, profile, o.verbose, sc.Compress, sc.Kind == kindBroadcast && !sc.Publish, certs, extra...)
+		var srv *server
+		var err error
+		if e, ok := extraServers[impl]; ok {
+			srv, err = startExtra(e, sc.Compress, o.verbose, perfOut)
+		} else {
+			srv, err = startServer(o.serverBin, impl1, profile, o.verbose, sc.Compress, sc.Kind == kindBroadcast && !sc.Publish, certs, perfOut, extra...)
+		}
 		if err != nil {
 			r.Err = err.Error()
 			return r
@@ -358,7 +381,17 @@ func galeBench(ctx context.Context, o *options, sc scenario, srvs []*server, r *
 	cmd := exec.CommandContext(cctx, o.galeBin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var smp *sampler
+	if sc.Kind != kindIdle && len(srvs) == 1 {
+		smp = startSampler(procRoot, srvs[0].root, sampleEvery)
+	}
+	started := time.Now()
 	runErr := cmd.Run() // exit status 1 means errors were counted: the JSON says how many
+	ended := time.Now()
+	var samples []sample
+	if smp != nil {
+		samples = smp.finish()
+	}
 	var b benchOut
 	if err := json.Unmarshal(stdout.Bytes(), &b); err != nil {
 		r.Err = fmt.Sprintf("gale %s: %v: %s", strings.Join(args[:2], " "), runErr, lastLine(stderr.String()))
@@ -394,6 +427,22 @@ func galeBench(ctx context.Context, o *options, sc scenario, srvs []*server, r *
 		return
 	}
 	r.ServerRSSKiB = uint64(b.ServerRSS)
+	warm := o.warmup
+	if sc.Kind == kindHandshake {
+		warm = 0 // gale bench handshake measures from the start
+	}
+	if smp == nil {
+		r.AcctErr = "no accounting: the servers are several processes"
+	} else if acc, err := accountWindow(samples, started, ended, warm, o.duration, r.Window, r.Ops); err != nil {
+		r.AcctErr = err.Error()
+	} else {
+		r.Acct = acc
+		if srv := srvs[0]; srv.perfFile != "" {
+			if err := addPerf(acc, srv.perfFile, srv.perfStart); err != nil {
+				r.AcctErr = "perf: " + err.Error()
+			}
+		}
+	}
 	if r.Window > 0 {
 		r.ServerCPU = time.Duration(b.ServerCPUs * float64(time.Second))
 		r.ClientCPU = time.Duration(b.ClientCPUs * float64(time.Second))
