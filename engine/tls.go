@@ -193,6 +193,9 @@ type tlsConn struct {
 	in   *[]byte
 	off  int
 	more bool // fill stopped at tlsFillMax, not for want of ciphertext
+	// broken: crypto/tls failed for good (it sent its alert, or could not
+	// write), so no close_notify follows.
+	broken bool
 	// client: a dial's state, carried to the loop with the connection.
 	dial *dialing
 }
@@ -218,6 +221,7 @@ func (t *tlsConn) attach(gc gnet.Conn, l *loop, c *Conn) {
 	t.Conn, t.c = gc, c
 	t.tr.gc, t.tr.l, t.tr.nc = gc, l, nil
 	c.gc = t
+	c.extra().tls = t
 }
 
 func (t *tlsConn) InboundBuffered() int {
@@ -351,14 +355,38 @@ func (t *tlsConn) flushOut() error {
 // does only once it has failed for good), as gnet does after a failed
 // write, and returns err.
 func (t *tlsConn) failed(err error) error {
+	t.broken = true
 	t.c.abort(err)
 	return err
+}
+
+// closeNotify sends a close_notify alert, so the peer can tell the end
+// of the stream from a truncation, when Gale closes the socket: gnet's
+// OnClose without an error (a close Gale asked for: the close handshake
+// done, a timeout, Shutdown), where gnet still writes what the loop hands
+// it before closing. crypto/tls writes the alert through the transport
+// into the loop's buffer (its write deadline is a no-op there), so
+// nothing blocks; the record goes out with gnet's last flush. Not after
+// crypto/tls failed: it sent its own alert then. Loop only.
+func (t *tlsConn) closeNotify() {
+	if t.broken {
+		return
+	}
+	t.broken = true
+	if t.tc.CloseWrite() != nil {
+		t.tr.l.tlsOut = t.tr.l.tlsOut[:0]
+		return
+	}
+	t.flushOut()
 }
 
 // tlsFailed ends a connection whose records could not be read: crypto/tls
 // has answered with an alert (flushed by fill) when there was one to send.
 // A close_notify (io.EOF) is the peer leaving and is not logged. Loop only.
 func (c *Conn) tlsFailed(err error) {
+	if t, ok := c.gc.(*tlsConn); ok && err != io.EOF {
+		t.broken = true
+	}
 	if err != io.EOF {
 		c.loop.srv.cfg.Logger.Info("gale: tls: closing the connection", "remote", c.raddr, "err", err)
 		err = &TLSError{Err: err}
@@ -383,10 +411,26 @@ func (c *Conn) unread() int {
 	return c.inbound()
 }
 
-// tlsState returns the connection's TLS state, or nil. Loop only.
+// ConnectionState returns the TLS state of a connection that came over
+// TLS (a server's Config.TLS, or a wss:// dial of the event-loop Client):
+// the version, cipher suite, SNI server name, ALPN protocol, the peer's
+// certificates, whether the session was resumed. ok is false for a plain
+// connection. Like every Conn method it may be called from any goroutine,
+// in the callbacks as well (OnOpen included).
+func (c *Conn) ConnectionState() (st tls.ConnectionState, ok bool) {
+	x := c.ext.Load()
+	if x == nil || x.tls == nil {
+		return st, false
+	}
+	// crypto/tls guards the handshake's results with a mutex of its own
+	// that the loop's reads and writes do not take once the handshake is
+	// done, so this neither races with nor waits for the loop.
+	return x.tls.tc.ConnectionState(), true
+}
+
+// tlsState returns the connection's TLS state, or nil.
 func (c *Conn) tlsState() *tls.ConnectionState {
-	if t, ok := c.gc.(*tlsConn); ok {
-		st := t.tc.ConnectionState()
+	if st, ok := c.ConnectionState(); ok {
 		return &st
 	}
 	return nil
