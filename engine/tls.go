@@ -320,21 +320,52 @@ func (t *tlsConn) Write(p []byte) (int, error) {
 	return len(p), t.flushOut()
 }
 
-// Writev encrypts each buffer (a frame's header and its payload) and
-// hands all the records to gnet in one write.
+// Writev encrypts the buffers (a frame's header and its payload) and
+// hands all the records to gnet in one write. crypto/tls makes at least
+// one record per Write, so the buffers are gathered into records of up to
+// tlsRecordMax bytes first: one record for a small frame rather than a
+// header record of a few bytes beside the payload's, each with its own
+// header, tag and sealing.
 func (t *tlsConn) Writev(bs [][]byte) (int, error) {
+	l := t.tr.l
+	g := l.mbuf[:0] // free here: writeDirect uses it for masked frames, which take Write
 	n := 0
 	for _, b := range bs {
-		if len(b) == 0 {
+		n += len(b)
+		if len(g)+len(b) <= tlsRecordMax {
+			g = append(g, b...)
 			continue
 		}
-		if _, err := t.tc.Write(b); err != nil {
-			t.tr.l.tlsOut = t.tr.l.tlsOut[:0]
-			return 0, t.failed(err)
+		k := tlsRecordMax - len(g)
+		g = append(g, b[:k]...)
+		if err := t.seal(g); err != nil {
+			return 0, err
 		}
-		n += len(b)
+		g = g[:0]
+		if err := t.seal(b[k:]); err != nil { // whole records, straight from b
+			return 0, err
+		}
 	}
+	if err := t.seal(g); err != nil {
+		return 0, err
+	}
+	l.mbuf = g[:0]
 	return n, t.flushOut()
+}
+
+// tlsRecordMax is the most plaintext a TLS record carries.
+const tlsRecordMax = 16 << 10
+
+// seal encrypts p into the loop's buffer. Loop only.
+func (t *tlsConn) seal(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if _, err := t.tc.Write(p); err != nil {
+		t.tr.l.tlsOut = t.tr.l.tlsOut[:0]
+		return t.failed(err)
+	}
+	return nil
 }
 
 // flushOut writes the records crypto/tls produced to gnet. Loop only.

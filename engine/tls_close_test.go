@@ -145,6 +145,13 @@ func TestTLSCloseNotify(t *testing.T) {
 				case "server closes":
 					c.Close(want, "")
 					rc.expectClose(want)
+					// Written off the callbacks (Writev): the frame's
+					// header and payload share one record, 4 bytes
+					// sealed into 21 in TLS 1.3.
+					if tap.mu.Lock(); v == tls.VersionTLS13 && tap.lastLen != 21 {
+						t.Errorf("the Close frame came in a record of %d bytes, want one of 21", tap.lastLen)
+					}
+					tap.mu.Unlock()
 					rc.write(rawFrame(codec.OpClose, true, rawClosePayload(1000, "")))
 				case "shutdown":
 					done := make(chan error, 1)
@@ -298,4 +305,3 @@ type closeWatcher struct {
 }
 
 func (h closeWatcher) OnClose(c *Conn, err error) { h.closed <- err }
-
