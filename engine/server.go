@@ -536,6 +536,9 @@ func (c *Conn) process() gnet.Action {
 		c.checkBacklog() // still inside: a drop only asks for the close
 	}
 	c.inTraffic = false
+	if t != nil && c.wantClose {
+		t.closing = true // the close_notify rides with the last frames (tls.go)
+	}
 	c.flushBatch()
 	if c.state == stateClosed {
 		// gnet closed the socket under us (a failed write); OnClose was

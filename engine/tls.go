@@ -216,6 +216,9 @@ type tlsConn struct {
 	// broken: crypto/tls failed for good (it sent its alert, or could not
 	// write), so no close_notify follows.
 	broken bool
+	// closing: the socket closes when this OnTraffic returns, so the
+	// close_notify goes out with the batch's records, in the same write.
+	closing bool
 	// client: a dial's state, carried to the loop with the connection.
 	dial *dialing
 }
@@ -337,6 +340,9 @@ func (t *tlsConn) Write(p []byte) (int, error) {
 		t.c.loop.tlsOut = t.c.loop.tlsOut[:0]
 		return 0, t.failed(err)
 	}
+	if t.closing {
+		t.sealCloseNotify()
+	}
 	return len(p), t.flushOut()
 }
 
@@ -420,15 +426,22 @@ func (t *tlsConn) failed(err error) error {
 // nothing blocks; the record goes out with gnet's last flush. Not after
 // crypto/tls failed: it sent its own alert then. Loop only.
 func (t *tlsConn) closeNotify() {
+	t.sealCloseNotify()
+	t.flushOut()
+}
+
+// sealCloseNotify puts the close_notify in the loop's buffer, behind the
+// records there: once, and not after crypto/tls failed. Loop only.
+func (t *tlsConn) sealCloseNotify() {
 	if t.broken {
 		return
 	}
 	t.broken = true
+	l := t.c.loop
+	n := len(l.tlsOut)
 	if t.tc.CloseWrite() != nil {
-		t.c.loop.tlsOut = t.c.loop.tlsOut[:0]
-		return
+		l.tlsOut = l.tlsOut[:n]
 	}
-	t.flushOut()
 }
 
 // tlsFailed ends a connection whose records could not be read: crypto/tls
