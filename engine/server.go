@@ -507,7 +507,7 @@ func (c *Conn) process() gnet.Action {
 				c.tlsFailed(err)
 				break
 			}
-			if added == 0 && (round > 0 || t.InboundBuffered() == 0) {
+			if added == 0 && !eof && (round > 0 || t.InboundBuffered() == 0) {
 				break
 			}
 		}
