@@ -51,11 +51,13 @@ type acceptor struct {
 	shed     atomic.Uint64 // Stats.AcceptShed
 
 	// With Config.TLS (tls.go): a slot per handshake in flight, the
-	// handshakes' goroutines, and their context, cancelled by stop.
+	// handshakes' goroutines, and their sockets (hsLive, under hsMu),
+	// which stop cuts by expiring their deadlines; hsStopped once it has.
 	hsSlots     chan struct{}
 	hsWG        sync.WaitGroup
-	ctx         context.Context
-	cancel      context.CancelFunc
+	hsMu        sync.Mutex
+	hsLive      map[net.Conn]struct{}
+	hsStopped   bool
 	tlsFailures atomic.Uint64 // Stats.TLSHandshakeErrors
 }
 
@@ -126,9 +128,9 @@ func newAcceptor(s *Server, ln net.Listener, gcli *gnet.Client) *acceptor {
 		done:    make(chan struct{}),
 		reserve: -1,
 	}
-	a.ctx, a.cancel = context.WithCancel(context.Background())
 	if s.tlsCfg != nil {
 		a.hsSlots = make(chan struct{}, s.cfg.TLSHandshakeWorkers)
+		a.hsLive = make(map[net.Conn]struct{})
 	}
 	return a
 }
@@ -227,7 +229,7 @@ func (a *acceptor) stop() {
 	close(a.quit)
 	a.ln.Close()
 	<-a.done
-	a.cancel() // TLS handshakes in flight fail at once
+	a.cutHandshakes() // TLS handshakes in flight fail at once
 	a.hsWG.Wait()
 }
 

@@ -196,7 +196,7 @@ func (s *Server) openClientTLS(gc gnet.Conn, t *tlsConn) ([]byte, gnet.Action) {
 	if c == nil {
 		return nil, gnet.Close
 	}
-	t.attach(gc, c.loop, c)
+	t.attach(gc, c)
 	l := c.loop
 	l.out = codec.AppendClientRequest(l.out[:0], &d.req, d.key[:])
 	if _, err := t.tc.Write(l.out); err != nil {

@@ -81,6 +81,10 @@ type connExtra struct {
 	work        *workQueue     // with Config.Workers: events waiting for a worker
 	win         deflateWindows // with permessage-deflate's context takeover
 	topics      []string       // the topics subscribed to (topics.go)
+	// tls is a TLS connection's transport (tls.go), set before the
+	// connection opens and never after: ConnectionState reaches it from
+	// any goroutine, which c.gc (loop only) cannot give.
+	tls *tlsConn
 }
 
 // extra returns c's connExtra, creating it. Loop only.

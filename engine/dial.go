@@ -276,6 +276,16 @@ func (c *ClientConn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
 // RemoteAddr returns the server's address.
 func (c *ClientConn) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
 
+// ConnectionState returns the TLS state of a wss:// connection (version,
+// cipher suite, ALPN protocol, the server's certificates, whether the
+// session was resumed); ok is false for ws://. Safe from any goroutine.
+func (c *ClientConn) ConnectionState() (tls.ConnectionState, bool) {
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}
+
 // NetConn returns the underlying connection (TCP, or TLS for wss://).
 func (c *ClientConn) NetConn() net.Conn { return c.conn }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -502,15 +503,21 @@ func (c *Conn) process() gnet.Action {
 	c.inTraffic = true
 	var act gnet.Action
 	t, _ := c.gc.(*tlsConn)
+	var eof bool // the peer's close_notify came behind what is being read
 	for round := 0; ; round++ {
 		if t != nil {
 			// Decrypt what arrived; more than tlsFillMax takes more rounds.
 			added, err := t.fill()
+			if err == io.EOF && t.InboundBuffered() > 0 {
+				// A Close frame and the close_notify often arrive
+				// together: read the frames first.
+				eof, err = true, nil
+			}
 			if err != nil {
 				c.tlsFailed(err)
 				break
 			}
-			if added == 0 && (round > 0 || t.InboundBuffered() == 0) {
+			if added == 0 && !eof && (round > 0 || t.InboundBuffered() == 0) {
 				break
 			}
 		}
@@ -524,6 +531,10 @@ func (c *Conn) process() gnet.Action {
 		case stateOpen, stateClosing:
 			act = c.readFrames()
 		}
+		if eof {
+			c.tlsFailed(io.EOF) // the reason stays the Close frame's, if one was read
+			break
+		}
 		if t == nil || act != gnet.None || c.closing() || c.paused != 0 || !t.more {
 			break
 		}
@@ -535,6 +546,9 @@ func (c *Conn) process() gnet.Action {
 		c.checkBacklog() // still inside: a drop only asks for the close
 	}
 	c.inTraffic = false
+	if t != nil && c.wantClose {
+		t.closing = true // the close_notify rides with the last frames (tls.go)
+	}
 	c.flushBatch()
 	if c.state == stateClosed {
 		// gnet closed the socket under us (a failed write); OnClose was
@@ -561,6 +575,9 @@ func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	c.loop.enter()
+	if t, ok := c.gc.(*tlsConn); ok && err == nil {
+		t.closeNotify()
+	}
 	c.socketClosed(err)
 	return gnet.None
 }

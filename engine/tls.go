@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -48,25 +47,28 @@ func (wouldBlock) Temporary() bool { return true }
 
 // tlsTransport is the net.Conn under a connection's tls.Conn: the socket
 // during the handshake (nc), gnet's connection on the loop afterwards
-// (gc). The switch happens while nobody uses the tls.Conn: after the
-// handshake returned and before the hand-over to the loop, which orders
-// it before everything the loop does.
+// (conn.Conn, the loop conn.c.loop). The switch happens while nobody uses
+// the tls.Conn: after the handshake returned and before the hand-over to
+// the loop, which orders it before everything the loop does. Kept small,
+// like tlsConn around it: an idle connection holds both.
 type tlsTransport struct {
-	nc           net.Conn  // the socket until the hand-over
-	gc           gnet.Conn // after it; loop only
-	l            *loop     // whose tlsOut the records go to
-	laddr, raddr net.Addr
+	nc   net.Conn // the socket until the hand-over
+	conn *tlsConn // the view it is part of
 	// Record boundaries (track): crypto/tls is handed one record at a
 	// time on the loop. synced: it has found nothing more to read since
 	// the hand-over, so what it read ahead during the handshake is gone.
 	left   int
 	hdr    [recordHeaderLen]byte
-	hdrN   int
+	hdrN   uint8
 	synced bool
 }
 
+// gc is gnet's connection, nil until the hand-over.
+func (t *tlsTransport) gc() gnet.Conn { return t.conn.Conn }
+
 func (t *tlsTransport) Read(p []byte) (int, error) {
-	if t.gc == nil {
+	gc := t.gc()
+	if gc == nil {
 		if t.nc == nil {
 			return 0, net.ErrClosed
 		}
@@ -77,7 +79,7 @@ func (t *tlsTransport) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	avail := t.gc.InboundBuffered()
+	avail := gc.InboundBuffered()
 	if t.left == 0 && t.hdrN == 0 {
 		// At a record boundary: hand over the next record only, so that
 		// crypto/tls never holds a record beyond the one it reads (see
@@ -86,7 +88,7 @@ func (t *tlsTransport) Read(p []byte) (int, error) {
 			t.synced = true
 			return 0, errWouldBlock
 		}
-		h, _ := t.gc.Peek(recordHeaderLen)
+		h, _ := gc.Peek(recordHeaderLen)
 		t.left = recordHeaderLen + (int(h[3])<<8 | int(h[4]))
 	}
 	if avail == 0 {
@@ -97,9 +99,9 @@ func (t *tlsTransport) Read(p []byte) (int, error) {
 	if t.left > 0 {
 		k = min(k, t.left)
 	} else {
-		k = min(k, recordHeaderLen-t.hdrN) // the rest of a header the handshake began
+		k = min(k, recordHeaderLen-int(t.hdrN)) // the rest of a header the handshake began
 	}
-	n, _ := t.gc.Read(p[:k])
+	n, _ := gc.Read(p[:k])
 	t.track(p[:n])
 	return n, nil
 }
@@ -119,7 +121,7 @@ func (t *tlsTransport) track(b []byte) {
 			continue
 		}
 		k := copy(t.hdr[t.hdrN:], b)
-		t.hdrN += k
+		t.hdrN += uint8(k)
 		b = b[k:]
 		if t.hdrN == recordHeaderLen {
 			t.left, t.hdrN = int(t.hdr[3])<<8|int(t.hdr[4]), 0
@@ -135,44 +137,62 @@ func (t *tlsTransport) drained() bool {
 }
 
 func (t *tlsTransport) Write(p []byte) (int, error) {
-	if t.gc == nil {
+	if t.gc() == nil {
 		if t.nc == nil {
 			return 0, net.ErrClosed
 		}
 		return t.nc.Write(p)
 	}
-	t.l.tlsOut = append(t.l.tlsOut, p...)
+	l := t.conn.c.loop
+	l.tlsOut = append(l.tlsOut, p...)
 	return len(p), nil
 }
 
 // Close closes the socket during the handshake; afterwards the socket is
 // gnet's, closed through the loop.
 func (t *tlsTransport) Close() error {
-	if t.gc == nil && t.nc != nil {
+	if t.gc() == nil && t.nc != nil {
 		return t.nc.Close()
 	}
 	return nil
 }
 
-func (t *tlsTransport) LocalAddr() net.Addr  { return t.laddr }
-func (t *tlsTransport) RemoteAddr() net.Addr { return t.raddr }
+func (t *tlsTransport) LocalAddr() net.Addr {
+	if t.nc != nil {
+		return t.nc.LocalAddr()
+	}
+	if gc := t.gc(); gc != nil {
+		return gc.LocalAddr()
+	}
+	return nil
+}
+
+func (t *tlsTransport) RemoteAddr() net.Addr {
+	if t.nc != nil {
+		return t.nc.RemoteAddr()
+	}
+	if gc := t.gc(); gc != nil {
+		return gc.RemoteAddr()
+	}
+	return nil
+}
 
 func (t *tlsTransport) SetDeadline(d time.Time) error {
-	if t.gc == nil && t.nc != nil {
+	if t.gc() == nil && t.nc != nil {
 		return t.nc.SetDeadline(d)
 	}
 	return nil
 }
 
 func (t *tlsTransport) SetReadDeadline(d time.Time) error {
-	if t.gc == nil && t.nc != nil {
+	if t.gc() == nil && t.nc != nil {
 		return t.nc.SetReadDeadline(d)
 	}
 	return nil
 }
 
 func (t *tlsTransport) SetWriteDeadline(d time.Time) error {
-	if t.gc == nil && t.nc != nil {
+	if t.gc() == nil && t.nc != nil {
 		return t.nc.SetWriteDeadline(d)
 	}
 	return nil
@@ -193,6 +213,12 @@ type tlsConn struct {
 	in   *[]byte
 	off  int
 	more bool // fill stopped at tlsFillMax, not for want of ciphertext
+	// broken: crypto/tls failed for good (it sent its alert, or could not
+	// write), so no close_notify follows.
+	broken bool
+	// closing: the socket closes when this OnTraffic returns, so the
+	// close_notify goes out with the batch's records, in the same write.
+	closing bool
 	// client: a dial's state, carried to the loop with the connection.
 	dial *dialing
 }
@@ -208,16 +234,17 @@ const (
 
 func newTLSConn(nc net.Conn) *tlsConn {
 	t := &tlsConn{}
-	t.tr = tlsTransport{nc: nc, laddr: nc.LocalAddr(), raddr: nc.RemoteAddr()}
+	t.tr = tlsTransport{nc: nc, conn: t}
 	return t
 }
 
-// attach makes gc, on loop l, the transport of an established connection.
+// attach makes gc, on c's loop, the transport of an established connection.
 // Loop only.
-func (t *tlsConn) attach(gc gnet.Conn, l *loop, c *Conn) {
+func (t *tlsConn) attach(gc gnet.Conn, c *Conn) {
 	t.Conn, t.c = gc, c
-	t.tr.gc, t.tr.l, t.tr.nc = gc, l, nil
+	t.tr.nc = nil
 	c.gc = t
+	c.extra().tls = t
 }
 
 func (t *tlsConn) InboundBuffered() int {
@@ -310,32 +337,66 @@ func (t *tlsConn) release() {
 // Write encrypts p into records and hands them to gnet in one write.
 func (t *tlsConn) Write(p []byte) (int, error) {
 	if _, err := t.tc.Write(p); err != nil {
-		t.tr.l.tlsOut = t.tr.l.tlsOut[:0]
+		t.c.loop.tlsOut = t.c.loop.tlsOut[:0]
 		return 0, t.failed(err)
+	}
+	if t.closing {
+		t.sealCloseNotify()
 	}
 	return len(p), t.flushOut()
 }
 
-// Writev encrypts each buffer (a frame's header and its payload) and
-// hands all the records to gnet in one write.
+// Writev encrypts the buffers (a frame's header and its payload) and
+// hands all the records to gnet in one write. crypto/tls makes at least
+// one record per Write, so the buffers are gathered into records of up to
+// tlsRecordMax bytes first: one record for a small frame rather than a
+// header record of a few bytes beside the payload's, each with its own
+// header, tag and sealing.
 func (t *tlsConn) Writev(bs [][]byte) (int, error) {
+	l := t.c.loop
+	g := l.mbuf[:0] // free here: writeDirect uses it for masked frames, which take Write
 	n := 0
 	for _, b := range bs {
-		if len(b) == 0 {
+		n += len(b)
+		if len(g)+len(b) <= tlsRecordMax {
+			g = append(g, b...)
 			continue
 		}
-		if _, err := t.tc.Write(b); err != nil {
-			t.tr.l.tlsOut = t.tr.l.tlsOut[:0]
-			return 0, t.failed(err)
+		k := tlsRecordMax - len(g)
+		g = append(g, b[:k]...)
+		if err := t.seal(g); err != nil {
+			return 0, err
 		}
-		n += len(b)
+		g = g[:0]
+		if err := t.seal(b[k:]); err != nil { // whole records, straight from b
+			return 0, err
+		}
 	}
+	if err := t.seal(g); err != nil {
+		return 0, err
+	}
+	l.mbuf = g[:0]
 	return n, t.flushOut()
+}
+
+// tlsRecordMax is the most plaintext a TLS record carries.
+const tlsRecordMax = 16 << 10
+
+// seal encrypts p into the loop's buffer. Loop only.
+func (t *tlsConn) seal(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if _, err := t.tc.Write(p); err != nil {
+		t.c.loop.tlsOut = t.c.loop.tlsOut[:0]
+		return t.failed(err)
+	}
+	return nil
 }
 
 // flushOut writes the records crypto/tls produced to gnet. Loop only.
 func (t *tlsConn) flushOut() error {
-	l := t.tr.l
+	l := t.c.loop
 	if len(l.tlsOut) == 0 {
 		return nil
 	}
@@ -351,14 +412,45 @@ func (t *tlsConn) flushOut() error {
 // does only once it has failed for good), as gnet does after a failed
 // write, and returns err.
 func (t *tlsConn) failed(err error) error {
+	t.broken = true
 	t.c.abort(err)
 	return err
+}
+
+// closeNotify sends a close_notify alert, so the peer can tell the end
+// of the stream from a truncation, when Gale closes the socket: gnet's
+// OnClose without an error (a close Gale asked for: the close handshake
+// done, a timeout, Shutdown), where gnet still writes what the loop hands
+// it before closing. crypto/tls writes the alert through the transport
+// into the loop's buffer (its write deadline is a no-op there), so
+// nothing blocks; the record goes out with gnet's last flush. Not after
+// crypto/tls failed: it sent its own alert then. Loop only.
+func (t *tlsConn) closeNotify() {
+	t.sealCloseNotify()
+	t.flushOut()
+}
+
+// sealCloseNotify puts the close_notify in the loop's buffer, behind the
+// records there: once, and not after crypto/tls failed. Loop only.
+func (t *tlsConn) sealCloseNotify() {
+	if t.broken {
+		return
+	}
+	t.broken = true
+	l := t.c.loop
+	n := len(l.tlsOut)
+	if t.tc.CloseWrite() != nil {
+		l.tlsOut = l.tlsOut[:n]
+	}
 }
 
 // tlsFailed ends a connection whose records could not be read: crypto/tls
 // has answered with an alert (flushed by fill) when there was one to send.
 // A close_notify (io.EOF) is the peer leaving and is not logged. Loop only.
 func (c *Conn) tlsFailed(err error) {
+	if t, ok := c.gc.(*tlsConn); ok && err != io.EOF {
+		t.broken = true
+	}
 	if err != io.EOF {
 		c.loop.srv.cfg.Logger.Info("gale: tls: closing the connection", "remote", c.raddr, "err", err)
 		err = &TLSError{Err: err}
@@ -383,10 +475,26 @@ func (c *Conn) unread() int {
 	return c.inbound()
 }
 
-// tlsState returns the connection's TLS state, or nil. Loop only.
+// ConnectionState returns the TLS state of a connection that came over
+// TLS (a server's Config.TLS, or a wss:// dial of the event-loop Client):
+// the version, cipher suite, SNI server name, ALPN protocol, the peer's
+// certificates, whether the session was resumed. ok is false for a plain
+// connection. Like every Conn method it may be called from any goroutine,
+// in the callbacks as well (OnOpen included).
+func (c *Conn) ConnectionState() (st tls.ConnectionState, ok bool) {
+	x := c.ext.Load()
+	if x == nil || x.tls == nil {
+		return st, false
+	}
+	// crypto/tls guards the handshake's results with a mutex of its own
+	// that the loop's reads and writes do not take once the handshake is
+	// done, so this neither races with nor waits for the loop.
+	return x.tls.tc.ConnectionState(), true
+}
+
+// tlsState returns the connection's TLS state, or nil.
 func (c *Conn) tlsState() *tls.ConnectionState {
-	if t, ok := c.gc.(*tlsConn); ok {
-		st := t.tc.ConnectionState()
+	if st, ok := c.ConnectionState(); ok {
 		return &st
 	}
 	return nil
@@ -436,9 +544,15 @@ func (a *acceptor) handshake(nc net.Conn) error {
 		s := a.s
 		t := newTLSConn(nc)
 		t.tc = tls.Server(&t.tr, s.tlsCfg)
-		ctx, cancel := context.WithTimeout(a.ctx, s.cfg.HandshakeTimeout)
-		err := t.tc.HandshakeContext(ctx)
-		cancel()
+		// The timeout is the socket's deadline rather than a context's:
+		// with a context crypto/tls starts a goroutine per handshake to
+		// watch it, and the context needs a timer of its own.
+		nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+		err := net.ErrClosed
+		if a.handshaking(nc, true) {
+			err = t.tc.Handshake()
+			a.handshaking(nc, false)
+		}
 		if err != nil {
 			a.tlsFailures.Add(1)
 			var rh tls.RecordHeaderError
@@ -466,6 +580,34 @@ func (a *acceptor) handshake(nc net.Conn) error {
 	return nil
 }
 
+// handshaking adds nc to the handshakes in flight, or removes it, under
+// hsMu; adding fails once stop has cut them.
+func (a *acceptor) handshaking(nc net.Conn, in bool) bool {
+	a.hsMu.Lock()
+	defer a.hsMu.Unlock()
+	if !in {
+		delete(a.hsLive, nc)
+		return true
+	}
+	if a.hsStopped {
+		return false
+	}
+	a.hsLive[nc] = struct{}{}
+	return true
+}
+
+// cutHandshakes makes every handshake in flight fail at once (its read or
+// write times out), and those that have yet to begin fail before it.
+func (a *acceptor) cutHandshakes() {
+	a.hsMu.Lock()
+	defer a.hsMu.Unlock()
+	a.hsStopped = true
+	past := time.Unix(1, 0)
+	for nc := range a.hsLive {
+		nc.SetDeadline(past)
+	}
+}
+
 // openTLS is OnOpen for a socket whose TLS handshake is done (server
 // side). Bytes the client sent behind its Finished may already be in the
 // tls.Conn, with nothing left for gnet to report, so they are read now.
@@ -478,7 +620,7 @@ func (s *Server) openTLS(gc gnet.Conn, t *tlsConn) ([]byte, gnet.Action) {
 	}
 	gc.SetSafeContext(nil) // EnrollContext put t there too, for the connection's life
 	c := &Conn{loop: l, laddr: gc.LocalAddr(), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
-	t.attach(gc, l, c)
+	t.attach(gc, c)
 	gc.SetContext(c)
 	s.register(l, c)
 	c.lastRead = l.stamp()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"runtime"
 	"testing"
+	"unsafe"
 )
 
 // TestTLSIdleMemory measures the heap an idle TLS connection holds after
@@ -46,4 +47,16 @@ func TestTLSIdleMemory(t *testing.T) {
 		t.Errorf("goroutines grew from %d to %d for %d idle connections", g0, g, n)
 	}
 	runtime.KeepAlive(conns)
+}
+
+// TestTLSConnSize guards the view an idle TLS connection holds beside its
+// Conn and crypto/tls's state: on 64-bit platforms it stays in the
+// 112-byte size class.
+func TestTLSConnSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes are budgeted for 64-bit platforms")
+	}
+	if n := unsafe.Sizeof(tlsConn{}); n > 112 {
+		t.Fatalf("tlsConn is %d bytes, budget 112", n)
+	}
 }
