@@ -40,6 +40,10 @@ type Conn struct {
 	msg    *[]byte // reassembly buffer, from package pool while in use
 
 	dfl deflateState // permessage-deflate (deflate.go); zero when off
+	// stream: a Server-Sent Events stream (eventstream.go), not a
+	// WebSocket. Set before the connection opens, never after, so any
+	// goroutine may read it; it fills padding after dfl.
+	stream bool
 
 	hs *handshake // while upgrading
 

@@ -512,7 +512,11 @@ func (c *Conn) process() gnet.Action {
 				act = c.readHandshake()
 			}
 		case stateOpen, stateClosing:
-			act = c.readFrames()
+			if c.stream {
+				act = c.readStream()
+			} else {
+				act = c.readFrames()
+			}
 		}
 		if t == nil || act != gnet.None || c.closing() || c.paused != 0 || !t.more {
 			break
