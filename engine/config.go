@@ -52,12 +52,15 @@ type Config struct {
 	MaxFrameSize int64
 
 	// PingInterval, when positive, makes the server ping each connection
-	// that has sent nothing for that long. Default: no pings.
+	// that has sent nothing for that long, and write a heartbeat comment to
+	// each event stream that often. Default: no pings.
 	PingInterval time.Duration
 	// IdleTimeout, when positive, closes a connection from which nothing
 	// was received for that long; with pings, a live peer's pongs keep it
 	// open and a half-open peer is reaped. Default: 2×PingInterval when
-	// PingInterval is set, else none.
+	// PingInterval is set, else none. An event stream's client sends
+	// nothing, so it does not apply to streams; on Linux it becomes their
+	// TCP_USER_TIMEOUT instead: unacknowledged heartbeats drop the stream.
 	IdleTimeout time.Duration
 	// CloseTimeout bounds the wait for the peer's Close after ours.
 	// Default 5 s.

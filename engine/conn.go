@@ -11,8 +11,9 @@ import (
 	"github.com/galews/gale/pool"
 )
 
-// Conn is one WebSocket connection. All its methods are safe to call from
-// any goroutine. Fields are owned by the connection's event loop unless
+// Conn is one WebSocket connection, or a Server-Sent Events stream
+// (IsEventStream; see Config.OnEventStream). All its methods are safe to
+// call from any goroutine. Fields are owned by the connection's event loop unless
 // marked otherwise.
 type Conn struct {
 	gc   gnet.Conn // gnet's connection, or a view of it: prefixed (mount.go), tlsConn (tls.go)
