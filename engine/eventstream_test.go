@@ -521,3 +521,29 @@ func TestEventStreamClientBytes(t *testing.T) {
 		t.Fatalf("got %+v", ev)
 	}
 }
+
+// TestEventStreamTLS: a stream over Config.TLS (https), through
+// net/http's client: events, then the end after Close.
+func TestEventStreamTLS(t *testing.T) {
+	pki := testCerts(t)
+	h := newStreamHandler()
+	h.onOpen = func(c *Conn) {
+		c.WriteEvent(Event{ID: "1", Data: []byte("over tls")})
+		c.Close(codec.StatusNormalClosure, "")
+	}
+	srv := startServer(t, h, Config{Loops: 1, OnEventStream: acceptAll, TLS: pki.server(), IdleTimeout: time.Second})
+	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: pki.client()}}
+	_, port, _ := net.SplitHostPort(srv.Addr().String())
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", "https://localhost:"+port+"/", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.Header.Get("Content-Type") != "text/event-stream" || string(body) != "id: 1\ndata: over tls\n\n" {
+		t.Fatalf("%d %v: %q %v", resp.StatusCode, resp.Header, body, err)
+	}
+	wantCloseError(t, recv(t, h.closes, "OnClose").err, codec.StatusNormalClosure, nil)
+}
