@@ -21,6 +21,10 @@ import (
 //	                                           admit, append to the queue;
 //	                                           the loop's drain writes it
 //
+// An event stream's events (eventstream.go) take the same line as raw
+// outFrames: encoded by WriteEvent, then sendLoop or sendQueued, which
+// write their bytes as they are instead of framing them.
+//
 // admit is the one outbound-policy check. Frames a callback writes during
 // OnTraffic, whatever their kind, join one batch in call order; a frame too
 // big to batch flushes the batch first. So the wire order is the call order
