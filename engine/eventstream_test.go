@@ -547,3 +547,17 @@ func TestEventStreamTLS(t *testing.T) {
 	}
 	wantCloseError(t, recv(t, h.closes, "OnClose").err, codec.StatusNormalClosure, nil)
 }
+
+// TestEventStreamNoHeartbeat: without PingInterval a stream is written
+// nothing of Gale's own, also once its handshake deadline has passed.
+func TestEventStreamNoHeartbeat(t *testing.T) {
+	h := newStreamHandler()
+	srv := startServer(t, h, Config{Loops: 1, OnEventStream: acceptAll, HandshakeTimeout: 30 * time.Millisecond})
+	sc := dialStream(t, srv.Addr(), "/")
+	c := recv(t, h.opens, "OnOpen")
+	time.Sleep(200 * time.Millisecond)
+	c.WriteEvent(Event{Data: []byte("first")})
+	if ev := sc.mustNext(t); ev.data != "first" || ev.comments != 0 {
+		t.Fatalf("got %+v, want the first event and no comment before it", ev)
+	}
+}

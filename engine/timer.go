@@ -93,6 +93,8 @@ func (c *Conn) armKeepalive() {
 		// heartbeat every PingInterval.
 		if cfg.PingInterval > 0 {
 			l.wheel.schedule(c, now-c.since(c.lastPing)+l.srv.ticks(cfg.PingInterval))
+		} else {
+			l.wheel.remove(c) // the handshake deadline
 		}
 		return
 	}
