@@ -1,5 +1,6 @@
 // Package codec is Gale's WebSocket protocol core: RFC 6455 and RFC 7692 as
-// pure functions over byte slices. It does no I/O, starts no goroutines and
+// pure functions over byte slices, and the text/event-stream format of
+// Server-Sent Events (AppendEvent, AcceptsEventStream). It does no I/O, starts no goroutines and
 // keeps no global mutable state, so the engine can run it straight on the
 // bytes gnet holds and every piece can be tested and fuzzed on its own.
 //

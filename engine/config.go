@@ -52,12 +52,15 @@ type Config struct {
 	MaxFrameSize int64
 
 	// PingInterval, when positive, makes the server ping each connection
-	// that has sent nothing for that long. Default: no pings.
+	// that has sent nothing for that long, and write a heartbeat comment to
+	// each event stream that often. Default: no pings.
 	PingInterval time.Duration
 	// IdleTimeout, when positive, closes a connection from which nothing
 	// was received for that long; with pings, a live peer's pongs keep it
 	// open and a half-open peer is reaped. Default: 2×PingInterval when
-	// PingInterval is set, else none.
+	// PingInterval is set, else none. An event stream's client sends
+	// nothing, so it does not apply to streams; on Linux it becomes their
+	// TCP_USER_TIMEOUT instead: unacknowledged heartbeats drop the stream.
 	IdleTimeout time.Duration
 	// CloseTimeout bounds the wait for the peer's Close after ours.
 	// Default 5 s.
@@ -99,6 +102,20 @@ type Config struct {
 	// Gale's own listener, so it must not block; for a request through
 	// Server.ServeHTTP it runs on net/http's goroutine for the request.
 	OnUpgrade func(r *UpgradeRequest) error
+	// OnEventStream, when set, serves Server-Sent Events: a GET that is not
+	// an upgrade and whose Accept lists text/event-stream is offered to it,
+	// and unless it refuses (an error, as for OnUpgrade: a *Reject chooses
+	// the response, any other error answers 403) the request becomes an
+	// event stream: a Conn for which IsEventStream reports true, opened
+	// with Handler.OnOpen, written with WriteEvent, subscribed to topics
+	// like any connection, ended by Close or the client going away
+	// (Handler.OnClose). It runs on the event loop, so it must not block.
+	// When nil such requests go to Fallback like any plain request. The
+	// origin policy does not apply: a browser lets a page read a
+	// cross-origin stream only if the response allows it (CORS headers the
+	// hook may add to r.ResponseHeader). Streams are served on the
+	// server's own listener, not through ServeHTTP.
+	OnEventStream func(r *EventStreamRequest) error
 	// KeepRequest keeps the upgrade request's path and query on each
 	// connection (Conn.Request), with the header fields named in
 	// KeepHeaders, for handlers that route or authorise by them after the
@@ -326,6 +343,8 @@ func (c *Config) serverOnly() string {
 		return "CheckOrigin"
 	case c.OnUpgrade != nil:
 		return "OnUpgrade"
+	case c.OnEventStream != nil:
+		return "OnEventStream"
 	case c.KeepRequest || len(c.KeepHeaders) > 0:
 		return "KeepRequest"
 	case c.Fallback != nil:

@@ -11,8 +11,9 @@ import (
 	"github.com/galews/gale/pool"
 )
 
-// Conn is one WebSocket connection. All its methods are safe to call from
-// any goroutine. Fields are owned by the connection's event loop unless
+// Conn is one WebSocket connection, or a Server-Sent Events stream
+// (IsEventStream; see Config.OnEventStream). All its methods are safe to
+// call from any goroutine. Fields are owned by the connection's event loop unless
 // marked otherwise.
 type Conn struct {
 	gc   gnet.Conn // gnet's connection, or a view of it: prefixed (mount.go), tlsConn (tls.go)
@@ -40,6 +41,10 @@ type Conn struct {
 	msg    *[]byte // reassembly buffer, from package pool while in use
 
 	dfl deflateState // permessage-deflate (deflate.go); zero when off
+	// stream: a Server-Sent Events stream (eventstream.go), not a
+	// WebSocket. Set before the connection opens, never after, so any
+	// goroutine may read it; it fills padding after dfl.
+	stream bool
 
 	hs *handshake // while upgrading
 

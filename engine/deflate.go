@@ -272,6 +272,9 @@ func (c *Conn) deflateLoop(p []byte) (z []byte, ok bool) {
 // first connection with that window that needs it, at that server's
 // level), else the plain one.
 func (c *Conn) preparedFrame(pm *PreparedMessage) (frame []byte, compressed bool) {
+	if c.stream {
+		return pm.event(), false
+	}
 	cfg := &c.loop.srv.cfg.Compression
 	if !c.dfl.on || pm.n < cfg.Threshold {
 		return pm.frame, false

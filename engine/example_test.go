@@ -400,3 +400,63 @@ func ExampleServer_Publish() {
 	// oil 71.12
 	// subscribers of /gold: 1
 }
+
+// resumer greets each event stream from where its client left off, then
+// ends the stream (an EventSource would reconnect with Last-Event-ID: 3).
+type resumer struct{ engine.BaseHandler }
+
+func (resumer) OnOpen(c *engine.Conn) {
+	if !c.IsEventStream() {
+		return
+	}
+	last, _ := c.UserData().(string)
+	c.WriteEvent(engine.Event{Event: "resume", Data: []byte("after " + last), Retry: time.Second})
+	for i := 2; i <= 3; i++ {
+		c.WriteEvent(engine.Event{ID: fmt.Sprint(i), Data: []byte(fmt.Sprintf("tick %d\nof 3", i))})
+	}
+	c.Close(codec.StatusNormalClosure, "")
+}
+
+// Server-Sent Events on the same loops: OnEventStream accepts the stream
+// (here only at /events), the handler writes events to it.
+func ExampleConfig_eventStream() {
+	srv, err := engine.NewServer(resumer{}, engine.Config{
+		OnEventStream: func(r *engine.EventStreamRequest) error {
+			if string(r.Path) != "/events" {
+				return &engine.Reject{Status: http.StatusNotFound}
+			}
+			r.UserData = r.LastEventID
+			return nil
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	start(srv)
+	defer srv.Shutdown(context.Background())
+
+	req, _ := http.NewRequest("GET", "http://"+srv.Addr().String()+"/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Last-Event-ID", "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	fmt.Println(resp.Header.Get("Content-Type"))
+	body, _ := io.ReadAll(resp.Body) // to the stream's end
+	fmt.Print(string(body))
+	// Output:
+	// text/event-stream
+	// event: resume
+	// retry: 1000
+	// data: after 1
+	//
+	// id: 2
+	// data: tick 2
+	// data: of 3
+	//
+	// id: 3
+	// data: tick 3
+	// data: of 3
+}

@@ -9,8 +9,9 @@ import "github.com/galews/gale/codec"
 // callback must not retain the payload slice after it returns: it aliases
 // gnet's read buffer or a pooled buffer that is reused (copy it to keep it).
 type Handler interface {
-	// OnOpen is called once the upgrade succeeded, before any message.
-	// It runs on the event loop.
+	// OnOpen is called once the upgrade succeeded, before any message, or
+	// once an event stream was accepted (Conn.IsEventStream). It runs on
+	// the event loop.
 	OnOpen(c *Conn)
 	// OnMessage is called with each complete message: op is OpText or
 	// OpBinary, payload the reassembled (and, for text, UTF-8 checked)

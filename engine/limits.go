@@ -319,6 +319,7 @@ func (w *watchRunner) Run(context.Context) error {
 			continue
 		}
 		c.account()
+		c.streamDrained()
 		resume := false
 		if c.gc.OutboundBuffered() <= srv.resumeAt && c.unpause(pausedBacklog) {
 			resume = true

@@ -32,6 +32,7 @@ type loop struct {
 	batch     []byte // frames written during the current OnTraffic (write.go)
 	batchConn *Conn  // whose frames batch holds
 	tlsOut    []byte // records crypto/tls produced, until written to gnet (tls.go)
+	evbuf     []byte // an event being encoded (eventstream.go)
 
 	z loopDeflate // compression scratch (deflate.go)
 

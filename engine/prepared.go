@@ -28,6 +28,13 @@ type PreparedMessage struct {
 	frame []byte
 
 	z [8]preparedZ // by window bits - 8
+
+	// The message as a Server-Sent Event, for streams (eventstream.go),
+	// encoded by the first that needs it.
+	ev struct {
+		once sync.Once
+		b    []byte
+	}
 }
 
 // preparedZ is a prepared message's compressed frame for one window size.

@@ -529,7 +529,11 @@ func (c *Conn) process() gnet.Action {
 				act = c.readHandshake()
 			}
 		case stateOpen, stateClosing:
-			act = c.readFrames()
+			if c.stream {
+				act = c.readStream()
+			} else {
+				act = c.readFrames()
+			}
 		}
 		if eof {
 			c.tlsFailed(io.EOF) // the reason stays the Close frame's, if one was read

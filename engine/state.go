@@ -62,6 +62,10 @@ func (c *Conn) sendClose(code codec.StatusCode, reason string) {
 	if c.state != stateOpen {
 		return
 	}
+	if c.stream {
+		c.endStream(code, reason)
+		return
+	}
 	c.closed.Store(true)
 	var buf [codec.MaxControlPayload]byte
 	payload := codec.AppendClosePayload(buf[:0], code, reason)

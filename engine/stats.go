@@ -8,12 +8,16 @@ import (
 
 // Stats is a snapshot of a server's counters.
 type Stats struct {
-	Open     int64 // connections open now (upgrading or upgraded)
-	Upgrades uint64
-	Rejected uint64 // upgrade requests refused (any 4xx/5xx, fallback answers included), by the listener's path or ServeHTTP
+	Open     int64  // connections open now (upgrading or upgraded), event streams included
+	Upgrades uint64 // upgrades, and event streams accepted
+	Rejected uint64 // upgrade (or event stream) requests refused (any 4xx/5xx, fallback answers included), by the listener's path or ServeHTTP
 
+	// Messages and their payload bytes, counted uncompressed; an event
+	// written to a stream counts as a message, with the bytes of its
+	// encoding, or of the payload of a prepared message (Publish,
+	// Broadcast, WritePrepared).
 	MessagesIn, MessagesOut uint64
-	BytesIn, BytesOut       uint64 // payload bytes, counted uncompressed
+	BytesIn, BytesOut       uint64
 
 	// Paused is the connections whose reading is held back now (read
 	// backpressure or the memory budget); MemoryHeld the bytes counted

@@ -88,6 +88,16 @@ func (c *Conn) armKeepalive() {
 	cfg := &l.srv.cfg
 	now := l.wheel.now
 	var next int64
+	if c.stream {
+		// A stream's client sends nothing: no idle deadline, and a
+		// heartbeat every PingInterval.
+		if cfg.PingInterval > 0 {
+			l.wheel.schedule(c, now-c.since(c.lastPing)+l.srv.ticks(cfg.PingInterval))
+		} else {
+			l.wheel.remove(c) // the handshake deadline
+		}
+		return
+	}
 	if cfg.IdleTimeout > 0 {
 		next = now - c.since(c.lastRead) + l.srv.ticks(cfg.IdleTimeout)
 	}
@@ -120,6 +130,13 @@ func (c *Conn) onTimer() {
 	case stateClosing:
 		c.abort(ErrCloseTimeout)
 	case stateOpen:
+		if c.stream {
+			c.lastPing = l.stamp()
+			if c.sendLoop(outFrame{op: codec.OpPing, raw: true, own: true, p: heartbeat}) == nil {
+				c.armKeepalive()
+			}
+			return
+		}
 		if cfg.IdleTimeout > 0 && c.since(c.lastRead) >= l.srv.ticks(cfg.IdleTimeout) {
 			c.failWith(codec.StatusGoingAway, "idle timeout", ErrIdleTimeout)
 			return

@@ -88,6 +88,9 @@ type handshake struct {
 	// A connection handed over by ServeHTTP (mount.go): the upgrade it
 	// accepted.
 	mount *mounted
+
+	// A request for an event stream, as OnEventStream sees it.
+	es EventStreamRequest
 }
 
 var handshakes = sync.Pool{New: func() any { return new(handshake) }}
@@ -99,6 +102,7 @@ func (c *Conn) releaseHandshake() {
 		c.hs.resp.Reset()
 		c.hs.dial = nil
 		c.hs.mount = nil
+		c.hs.es = EventStreamRequest{}
 		handshakes.Put(c.hs)
 		c.hs = nil
 	}
@@ -119,6 +123,9 @@ func (c *Conn) readHandshake() gnet.Action {
 	}
 	if err == nil {
 		err = req.Validate()
+	}
+	if err == codec.ErrNotUpgrade && srv.acceptsStream(req) {
+		return c.openStream(req, n)
 	}
 	if err == codec.ErrNotUpgrade && srv.cfg.Fallback != nil {
 		// Without the empty lines Parse skipped: net/http takes none.
@@ -164,15 +171,7 @@ func (s *Server) judge(ur *UpgradeRequest, req *codec.Request, raddr, laddr net.
 	}
 	if s.cfg.OnUpgrade != nil {
 		if err := s.callUpgrade(ur); err != nil {
-			var rj *Reject
-			if !errors.As(err, &rj) {
-				rj = &Reject{Status: http.StatusForbidden, Body: "forbidden\n"}
-			}
-			status := rj.Status
-			if status < 400 || status > 599 {
-				status = http.StatusForbidden
-			}
-			return accepted{}, codec.AppendRejectResponse(dst, status, rj.Header, []byte(rj.Body)), err
+			return accepted{}, appendRefusal(dst, err), err
 		}
 	}
 	a := accepted{key: req.Key, protocol: ur.Subprotocol, header: ur.ResponseHeader, userData: ur.UserData}

@@ -21,6 +21,10 @@ import (
 //	                                           admit, append to the queue;
 //	                                           the loop's drain writes it
 //
+// An event stream's events (eventstream.go) take the same line as raw
+// outFrames: encoded by WriteEvent, then sendLoop or sendQueued, which
+// write their bytes as they are instead of framing them.
+//
 // admit is the one outbound-policy check. Frames a callback writes during
 // OnTraffic, whatever their kind, join one batch in call order; a frame too
 // big to batch flushes the batch first. So the wire order is the call order
@@ -34,13 +38,14 @@ type outFrame struct {
 	pm      *PreparedMessage // instead of p: a prepared message, written as encoded
 	deflate bool             // a whole message that permessage-deflate may compress
 	own     bool             // Gale's own frame (pong, close, keepalive ping): not subject to the outbound policy
+	raw     bool             // p is written as it is, unframed: an event stream's bytes (eventstream.go)
 }
 
 // startsMessage reports whether the outbound policy applies: it is checked
 // where a message starts, so the frames of a message already started are
 // never cut off, and control frames (at most 131 bytes) always go.
 func (f *outFrame) startsMessage() bool {
-	return !f.own && (f.op == codec.OpText || f.op == codec.OpBinary)
+	return !f.own && (f.raw || f.op == codec.OpText || f.op == codec.OpBinary)
 }
 
 // WriteMessage sends p as one message; op is codec.OpText or codec.OpBinary.
@@ -167,6 +172,9 @@ func (c *Conn) Buffered() int {
 // send routes a frame: straight to gnet on the connection's loop, through
 // the queue from anywhere else.
 func (c *Conn) send(f outFrame) error {
+	if c.stream && f.pm == nil {
+		return c.sendAsEvent(f)
+	}
 	if !c.loop.onLoop() {
 		return c.sendQueued(f)
 	}
@@ -228,6 +236,8 @@ func (c *Conn) sendLoop(f outFrame) error {
 		noWindow bool // compressed without it: the window must be dropped
 	)
 	switch {
+	case f.raw:
+		frame = f.p
 	case f.pm != nil:
 		frame, noWindow = c.preparedFrame(f.pm)
 		n = f.pm.n
@@ -368,6 +378,8 @@ func (c *Conn) sendQueued(f outFrame) error {
 		s        *sink
 	)
 	switch {
+	case f.raw:
+		frame = f.p
 	case f.pm != nil:
 		frame, noWindow = c.preparedFrame(f.pm)
 		n = f.pm.n

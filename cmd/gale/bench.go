@@ -67,6 +67,7 @@ type benchResult struct {
 	MaxUs       float64 `json:"max_us"`
 	Errors      uint64  `json:"errors"`
 	Compress    bool    `json:"compress,omitempty"`
+	SSE         bool    `json:"sse,omitempty"` // idle: the connections were event streams
 	// Compression is, with -compress, how many connections negotiated
 	// permessage-deflate (the server may decline it).
 	Compression *int `json:"compression,omitempty"`
@@ -720,6 +721,9 @@ func writeMarkdown(w io.Writer, r *benchResult) {
 	case "handshake":
 		add("handshakes/s", fmt.Sprintf("%.0f", r.HandshakesS))
 	case "idle":
+		if r.SSE {
+			add("kind", "event streams")
+		}
 		add("held", strconv.Itoa(r.Held))
 		add("alive", strconv.Itoa(r.Alive))
 		add("ramp conns/s", fmt.Sprintf("%.0f", r.RampPerS))

@@ -69,6 +69,11 @@ unreclaimable slab memory (the kernel's own per-socket structures).
 With -reconnect, a connection the server closes is dialled again at once;
 the report says how many were dropped, with which close codes, how many
 redials failed, and how long after the last drop the last one was back.
+With -sse, the connections are Server-Sent Events streams: a GET of the -url's
+host and path (ws:// only) with Accept: text/event-stream, held open and read
+(gale serve -sse PATH serves them); the final check counts the streams still
+open, since a stream has no ping to answer. Compare the RSS per connection with
+and without it in the same session.
 `
 
 func benchIdle(args []string, stdout, stderr io.Writer) int {
@@ -82,6 +87,7 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 	ping := fs.Duration("ping", 0, "client keepalive: each client connection pings the server this often (0: none; the server's own pings are answered either way)")
 	checkTimeout := fs.Duration("check-timeout", 60*time.Second, "how long the final check waits for every pong")
 	reconnect := fs.Bool("reconnect", false, "dial a connection again at once when the server closes it (reload and restart tests)")
+	sse := fs.Bool("sse", false, "hold Server-Sent Events streams (GET with Accept: text/event-stream) instead of WebSocket connections")
 	if status, done := parseMode(fs, &c, idleHelp, args, stdout, stderr); done {
 		return status
 	}
@@ -96,6 +102,10 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		return flagError(stderr, fs, "-ping %v is negative", *ping)
 	case *checkTimeout <= 0:
 		return flagError(stderr, fs, "-check-timeout %v must be positive", *checkTimeout)
+	case *sse && (*compress || *reconnect || *ping != 0):
+		return flagError(stderr, fs, "-sse holds event streams: -compress, -reconnect and -ping are WebSocket options")
+	case *sse && !strings.HasPrefix(c.url, "ws://"):
+		return flagError(stderr, fs, "-sse needs a ws:// -url: its host and path are requested over plain HTTP")
 	}
 	if _, ok := stderr.(*os.File); !ok {
 		// The children's stderr is copied into it by goroutines of
@@ -129,6 +139,9 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		}
 		if *reconnect {
 			args = append(args, "-reconnect")
+		}
+		if *sse {
+			args = append(args, "-sse")
 		}
 		if c.ca != "" {
 			args = append(args, "-ca", c.ca)
@@ -238,7 +251,7 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 	}
 
 	r := benchResult{Mode: "idle", URL: c.url, Conns: c.conns, Held: held, Alive: alive, DurationS: c.duration.Seconds(),
-		Compress: *compress, Children: len(live), RampS: rampS, RampPerS: float64(held) / rampS, DialRetries: retried,
+		Compress: *compress, SSE: *sse, Children: len(live), RampS: rampS, RampPerS: float64(held) / rampS, DialRetries: retried,
 		CheckS: checkS, AliveWithin10s: within10, Dropped: st.Dropped, DropCodes: st.Codes,
 		Redials: st.Redials, RedialFails: st.RedialFails, RedialFirstErr: st.FirstErr}
 	if *reconnect && st.LastBackNs > 0 && st.FirstDropNs > 0 {
@@ -417,8 +430,12 @@ func benchIdleChild(args []string, stdout, stderr io.Writer) int {
 	compress := fs.Bool("compress", false, "offer permessage-deflate (no context takeover)")
 	ping := fs.Duration("ping", 0, "client keepalive interval")
 	reconnect := fs.Bool("reconnect", false, "dial again when the server closes a connection")
+	sse := fs.Bool("sse", false, "hold Server-Sent Events streams instead of WebSocket connections")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *sse {
+		return holdStreams(&c, *offset, stdout, stderr)
 	}
 	// The parent checked the flags; the child only needs the TLS roots.
 	if c.ca != "" || c.insecure {
@@ -442,54 +459,7 @@ func benchIdleChild(args []string, stdout, stderr io.Writer) int {
 	}
 	h.cl = cl
 	h.conns = make([]*engine.Conn, c.conns)
-	var failed, retried atomic.Int64
-	dialDone := make(chan struct{})
-	go func() {
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-dialDone:
-				return
-			case <-t.C:
-				fmt.Fprintf(out, "progress %d %d\n", h.open.Load(), failed.Load())
-			}
-		}
-	}()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64)
-	var printed atomic.Int32
-	for i := range c.conns {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			// A dial that fails (a SYN dropped by a full queue and not
-			// retransmitted in time) is tried twice more, and counted.
-			var err error
-			for try := range 3 {
-				if try > 0 {
-					retried.Add(1)
-				}
-				if err = h.dial(i); err == nil {
-					return
-				}
-			}
-			failed.Add(1)
-			if printed.Add(1) <= 3 {
-				fmt.Fprintln(stderr, "gale bench: dial:", err)
-			}
-		}()
-		if i == 0 {
-			wg.Wait() // the first alone: a server that is not there fails once
-			if failed.Load() == 1 {
-				failed.Store(int64(c.conns))
-				break
-			}
-		}
-	}
-	wg.Wait()
-	close(dialDone)
+	failed, retried := dialIdle(c.conns, h.dial, &h.open, out, stderr)
 	compressed := 0
 	h.mu.Lock()
 	for _, conn := range h.conns {
@@ -498,7 +468,7 @@ func benchIdleChild(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	h.mu.Unlock()
-	fmt.Fprintf(out, "ready %d %d %d %d\n", h.open.Load(), failed.Load(), compressed, retried.Load())
+	fmt.Fprintf(out, "ready %d %d %d %d\n", h.open.Load(), failed, compressed, retried)
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		switch in.Text() {
@@ -512,6 +482,87 @@ func benchIdleChild(args []string, stdout, stderr io.Writer) int {
 	}
 	h.quitting.Store(true)
 	return 0
+}
+
+// holdStreams is bench idle-child -sse: the same protocol with the parent,
+// over event streams.
+func holdStreams(c *common, offset int, stdout, stderr io.Writer) int {
+	out := &lockedWriter{w: stdout}
+	h, err := newStreamHolder(c, offset, c.conns)
+	if err != nil {
+		fmt.Fprintln(stderr, "gale bench:", err)
+		return 2
+	}
+	failed, retried := dialIdle(c.conns, h.dial, &h.open, out, stderr)
+	fmt.Fprintf(out, "ready %d %d 0 %d\n", h.open.Load(), failed, retried)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "stats":
+			b, _ := json.Marshal(h.stats())
+			fmt.Fprintf(out, "stats %s\n", b)
+		case "check":
+			a, w := h.check()
+			fmt.Fprintf(out, "alive %d %d\n", a, w)
+		}
+	}
+	h.quit()
+	return 0
+}
+
+// dialIdle dials connections 0..n-1, 64 at a time, reporting progress
+// (open counts them) twice a second on out; it returns the dials that
+// failed three times, and the retries.
+func dialIdle(n int, dial func(i int) error, open *atomic.Int64, out, stderr io.Writer) (failedN, retriedN int64) {
+	var failed, retried atomic.Int64
+	dialDone := make(chan struct{})
+	go func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-dialDone:
+				return
+			case <-t.C:
+				fmt.Fprintf(out, "progress %d %d\n", open.Load(), failed.Load())
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	var printed atomic.Int32
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			// A dial that fails (a SYN dropped by a full queue and not
+			// retransmitted in time) is tried twice more, and counted.
+			var err error
+			for try := range 3 {
+				if try > 0 {
+					retried.Add(1)
+				}
+				if err = dial(i); err == nil {
+					return
+				}
+			}
+			failed.Add(1)
+			if printed.Add(1) <= 3 {
+				fmt.Fprintln(stderr, "gale bench: dial:", err)
+			}
+		}()
+		if i == 0 {
+			wg.Wait() // the first alone: a server that is not there fails once
+			if failed.Load() == 1 {
+				failed.Store(int64(n))
+				break
+			}
+		}
+	}
+	wg.Wait()
+	close(dialDone)
+	return failed.Load(), retried.Load()
 }
 
 // idleHolder is a child's handler and connection table.

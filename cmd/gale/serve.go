@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,22 +24,43 @@ import (
 
 // echoHandler echoes every text and binary message with its opcode, and
 // closes a connection after maxMessages echoes when that is positive (the
-// seed's echo server allows 16).
+// seed's echo server allows 16). With event streams on (-sse), each stream
+// is greeted with a "hello" event and subscribed to echoTopic, and while
+// any stream is open the text messages echoed are published there too.
 type echoHandler struct {
 	engine.BaseHandler
 	maxMessages int
+	streams     atomic.Int64 // open event streams: the echo path pays one load without them
 }
+
+// echoTopic is where -sse streams receive the text messages echoed.
+const echoTopic = "echo"
 
 type echoState struct{ echoed int }
 
 func (h *echoHandler) OnOpen(c *engine.Conn) {
+	if c.IsEventStream() {
+		h.streams.Add(1)
+		c.WriteEvent(engine.Event{Event: "hello", Data: []byte("gale event stream: text messages echoed to WebSocket clients follow")})
+		c.Subscribe(echoTopic)
+		return
+	}
 	if h.maxMessages > 0 {
 		c.SetUserData(&echoState{})
 	}
 }
 
+func (h *echoHandler) OnClose(c *engine.Conn, _ error) {
+	if c.IsEventStream() {
+		h.streams.Add(-1)
+	}
+}
+
 func (h *echoHandler) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
 	c.WriteMessage(op, p)
+	if op == codec.OpText && h.streams.Load() > 0 {
+		c.Server().Publish(echoTopic, op, p)
+	}
 	if h.maxMessages > 0 {
 		st := c.UserData().(*echoState)
 		st.echoed++
@@ -50,6 +72,9 @@ func (h *echoHandler) OnMessage(c *engine.Conn, op codec.Opcode, p []byte) {
 
 const serveHelp = `Runs an echo server: every text and binary message is sent back with its
 opcode. A plain GET of / returns a test page that exchanges messages with it.
+With -sse PATH, a GET of PATH with Accept: text/event-stream is a Server-Sent
+Events stream: a "hello" event, then every text message the server echoes to a
+WebSocket client, and a heartbeat comment every -ping.
 Sizes are bytes (1048576) or a number with KiB, MiB or GiB (4MiB).
 With -procs N, this process supervises N worker processes serving the address
 together (SO_REUSEPORT): a worker that dies is restarted (backoff 100ms doubling
@@ -128,6 +153,7 @@ func (sf *serveFlags) limitMemory() {
 type serveFlags struct {
 	addr    string
 	path    string // "" for any path, else starting with "/"
+	ssePath string // event streams on this path; "" for none
 	maxEcho int
 	cfg     engine.Config
 	topics  bool   // a pub/sub server: the path names the topic
@@ -153,6 +179,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 	sf := &serveFlags{}
 	fs.StringVar(&sf.addr, "addr", "127.0.0.1:8080", "listen address: host:port, or unix:///path")
 	path := fs.String("path", "", "accept WebSocket upgrades only on this path; a missing leading / is added (\"ws\" is \"/ws\") (default: any path)")
+	ssePath := fs.String("sse", "", "serve Server-Sent Events streams on this path (GET with Accept: text/event-stream), heartbeats every -ping (default: none)")
 	maxMsg := byteSize(0)
 	fs.Var(&maxMsg, "max-message", "largest message, in `bytes` (0: the engine's default, 16MiB); larger ones are closed with 1009")
 	maxOut := byteSize(engine.DefaultMaxOutbound)
@@ -218,15 +245,22 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 	case cfg.IdleTimeout > 0 && cfg.IdleTimeout <= cfg.PingInterval:
 		return nil, flagError(stderr, fs, "-idle-timeout %v must be longer than -ping %v, or a quiet peer is closed before it is pinged", cfg.IdleTimeout, cfg.PingInterval)
 	}
-	if *path != "" {
-		p := *path
+	for _, f := range []struct {
+		name string
+		in   string
+		out  *string
+	}{{"-path", *path, &sf.path}, {"-sse", *ssePath, &sf.ssePath}} {
+		if f.in == "" {
+			continue
+		}
+		p := f.in
 		if i := strings.IndexFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '?' || r == '#' }); i >= 0 {
-			return nil, flagError(stderr, fs, "-path %q: a path has no spaces, control characters, query (?) or fragment (#)", p)
+			return nil, flagError(stderr, fs, "%s %q: a path has no spaces, control characters, query (?) or fragment (#)", f.name, p)
 		}
 		if !strings.HasPrefix(p, "/") {
 			p = "/" + p
 		}
-		sf.path = p
+		*f.out = p
 	}
 	cfg.MaxMessageSize = int64(maxMsg)
 	cfg.MaxOutbound = int(maxOut)
@@ -267,6 +301,15 @@ func (sf *serveFlags) server(logs io.Writer) (*engine.Server, error) {
 			return nil
 		}
 	}
-	cfg.Fallback = pageHandler(cmp.Or(sf.path, "/"))
+	if sf.ssePath != "" {
+		want := sf.ssePath
+		cfg.OnEventStream = func(r *engine.EventStreamRequest) error {
+			if string(r.Path) != want {
+				return &engine.Reject{Status: http.StatusNotFound, Body: "no event stream here\n"}
+			}
+			return nil
+		}
+	}
+	cfg.Fallback = pageHandler(cmp.Or(sf.path, "/"), sf.ssePath)
 	return engine.NewServer(&echoHandler{maxMessages: sf.maxEcho}, cfg)
 }

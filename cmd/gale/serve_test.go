@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -245,5 +246,71 @@ func TestServePprof(t *testing.T) {
 	}
 	if _, err := startPprof(addr.String(), io.Discard); err == nil {
 		t.Error("a second listener on the same address was accepted")
+	}
+}
+
+// TestServeEventStream: -sse serves event streams on its path only: a
+// hello event, then the text messages echoed to WebSocket clients, with
+// heartbeats every -ping; the page is told where the stream is.
+func TestServeEventStream(t *testing.T) {
+	addr := startEcho(t, "-sse", "events", "-ping", "100ms", "-idle-timeout", "1s")
+	get := func(path string) *http.Response {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+addr+path, nil)
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	if resp := get("/other"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("a stream on another path: %d, want 404", resp.StatusCode)
+	}
+	resp := get("/events")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("GET /events: %d %v", resp.StatusCode, resp.Header)
+	}
+	br := bufio.NewReader(resp.Body)
+	readUntil := func(want string) (comments int) {
+		t.Helper()
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("waiting for %q: %v", want, err)
+			}
+			if line == ":\n" {
+				comments++
+			}
+			if line == want {
+				return comments
+			}
+		}
+	}
+	readUntil("event: hello\n")
+
+	c, err := engine.Dial(t.Context(), "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.WriteMessage(codec.OpText, []byte("to the stream"))
+	if _, p, err := c.ReadMessage(); err != nil || string(p) != "to the stream" {
+		t.Fatalf("echo: %q %v", p, err)
+	}
+	readUntil("data: to the stream\n")
+	time.AfterFunc(300*time.Millisecond, func() { c.WriteMessage(codec.OpText, []byte("second")) })
+	if beats := readUntil("data: second\n"); beats < 2 {
+		t.Fatalf("%d heartbeats in 300 ms at -ping 100ms", beats)
+	}
+
+	page, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if !strings.Contains(string(body), `<meta name="sse-path" content="/events">`) {
+		t.Fatal("the page does not point at /events")
 	}
 }
