@@ -23,10 +23,11 @@ import (
 )
 
 // echoHandler echoes every text and binary message with its opcode, and
-// closes a connection after maxMessages echoes when that is positive (the
-// seed's echo server allows 16). With event streams on (-sse), each stream
-// is greeted with a "hello" event and subscribed to echoTopic, and while
-// any stream is open the text messages echoed are published there too.
+// closes a connection after maxMessages echoes when that is positive, as
+// public echo servers that cap a session do. With event streams on (-sse),
+// each stream is greeted with a "hello" event and subscribed to echoTopic,
+// and while any stream is open the text messages echoed are published
+// there too.
 type echoHandler struct {
 	engine.BaseHandler
 	maxMessages int
