@@ -55,7 +55,10 @@ func (f *extraFlags) Set(v string) error {
 
 // builtinImpls are benchserver's servers: an outside server may not take
 // one of their names.
-var builtinImpls = []string{"gale", "gale-http", "gorilla", "gws", "nbio", "gobwas"}
+// defaultImpls is -impls' default: every built-in server.
+const defaultImpls = "gale,gale-http,gale-nats3,gorilla,gws,nbio,gobwas"
+
+var builtinImpls = []string{"gale", "gale-http", "gale-nats3", "gorilla", "gws", "nbio", "gobwas"}
 
 var extraName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 

@@ -170,3 +170,13 @@ func TestStartExtraFails(t *testing.T) {
 		t.Error("waited too long")
 	}
 }
+
+// TestDefaultImplsBuiltIn: every server -impls runs by default is one the
+// driver knows, so a plain run is never refused as naming an unknown one.
+func TestDefaultImplsBuiltIn(t *testing.T) {
+	for _, impl := range strings.Split(defaultImpls, ",") {
+		if !slices.Contains(builtinImpls, impl) {
+			t.Errorf("default server %q is not built in (%v)", impl, builtinImpls)
+		}
+	}
+}

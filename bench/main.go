@@ -65,7 +65,7 @@ func mainErr() int {
 		names = append(names, s.Name)
 	}
 	scenarioList := flag.String("scenarios", strings.Join(names, ","), "comma-separated scenarios: "+strings.Join(names, ", "))
-	implList := flag.String("impls", "gale,gale-http,gale-nats3,gorilla,gws,nbio,gobwas", "comma-separated servers, run in this order (rotated each round); gale-http (Gale mounted on net/http) runs in handshake and idle only, gale-nats3 (three Gale servers joined through NATS) in publish only")
+	implList := flag.String("impls", defaultImpls, "comma-separated servers, run in this order (rotated each round); gale-http (Gale mounted on net/http) runs in handshake and idle only, gale-nats3 (three Gale servers joined through NATS) in publish only")
 	rounds := flag.Int("rounds", 3, "rounds: each round runs every server once per scenario")
 	duration := flag.Duration("duration", 3*time.Second, "measured window per echo and handshake run")
 	warmup := flag.Duration("warmup", time.Second, "traffic before each measured window")
