@@ -85,7 +85,8 @@ func mainErr() int {
 	retries := flag.Int("retries", 2, "reruns allowed per run for -max-noise")
 	fromJSON := flag.String("report", "", "render a saved -json report as Markdown (to -out and stdout) instead of running")
 	usePerf := flag.Bool("perf", false, "run every server under perf stat -I (Linux perf) to count all its system calls and epoll waits per\n"+
-		"operation in the accounting (tracepoint counters, no tracing; skipped with a note when perf cannot count them)")
+		"operation in the accounting (tracepoint counters, no tracing; skipped with a note when perf cannot count them);\n"+
+		"the counting slows every server down, so a -perf run's timings are not comparable with a run without it")
 	var extras extraFlags
 	flag.Var(&extras, "extra", "an outside server, `NAME=COMMAND ARGS…`: an echo server on 127.0.0.1:{port} (any path) that accepts\n"+
 		"permessage-deflate when {compress} is 1 (0 otherwise); run in the same rounds as the others, in the\n"+

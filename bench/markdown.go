@@ -133,7 +133,9 @@ rate. A run whose setup and closing took longer than the window has no accountin
 why). With `+"`"+`-perf`+"`"+` each server runs under `+"`"+`perf stat -I 20`+"`"+` (Linux perf, tracepoint counters, no
 tracing; perf's own process is not counted as the server's), and the table adds **all system calls** (`+"`"+`raw_syscalls:sys_enter`+"`"+`) and **epoll waits**
 (`+"`"+`epoll_wait`+"`"+`, `+"`"+`epoll_pwait`+"`"+`) per operation over about the same stretch; without a usable perf the
-flag is left out with a note.
+flag is left out with a note. Counting at every system call's tracepoint slows every server down
+(on a 2-core machine, uWebSockets' CPU per 64 B echo went from 10.6 to 12.5 µs, nbio's from 12 to
+30): a `+"`"+`-perf`+"`"+` run is for the counts, its timings are not comparable with a run without it.
 
 ## Method
 
