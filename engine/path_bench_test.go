@@ -112,23 +112,10 @@ func BenchmarkHandshake(b *testing.B) {
 // BenchmarkDialOnly is BenchmarkHandshake's client side alone against a
 // plain listener: what the handshake figures include that is not Gale's.
 func BenchmarkDialOnly(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	addr := serveEach(b, func(c net.Conn) { c.Close() })
 	b.ReportAllocs()
 	for range b.N {
-		conn, err := net.Dial("tcp", ln.Addr().String())
+		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -171,34 +158,41 @@ func BenchmarkSmallSegments(b *testing.B) {
 		run(b, srv.Addr().String())
 	})
 	b.Run("goroutine", func(b *testing.B) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
+		run(b, serveEach(b, func(c net.Conn) {
+			defer c.Close()
+			if _, err := ws.Upgrade(c); err != nil {
+				return
+			}
 			for {
-				c, err := ln.Accept()
+				msg, op, err := wsutil.ReadClientData(c)
 				if err != nil {
 					return
 				}
-				go func() {
-					defer c.Close()
-					if _, err := ws.Upgrade(c); err != nil {
-						return
-					}
-					for {
-						msg, op, err := wsutil.ReadClientData(c)
-						if err != nil {
-							return
-						}
-						if wsutil.WriteServerMessage(c, op, msg) != nil {
-							return
-						}
-					}
-				}()
+				if wsutil.WriteServerMessage(c, op, msg) != nil {
+					return
+				}
 			}
-		}()
-		run(b, ln.Addr().String())
+		}))
 	})
+}
+
+// serveEach listens on loopback and runs serve on a goroutine of its own
+// for each connection accepted, until the benchmark ends; it returns the
+// address.
+func serveEach(b *testing.B, serve func(net.Conn)) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	return ln.Addr().String()
 }

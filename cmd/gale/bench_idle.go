@@ -469,19 +469,48 @@ func benchIdleChild(args []string, stdout, stderr io.Writer) int {
 	}
 	h.mu.Unlock()
 	fmt.Fprintf(out, "ready %d %d %d %d\n", h.open.Load(), failed, compressed, retried)
+	answerParent(out, h.stats, func() (int, int) { return h.check(c.duration) })
+	h.quitting.Store(true)
+	return 0
+}
+
+// answerParent answers the parent's commands on standard input (stats,
+// check) until it closes it.
+func answerParent(out io.Writer, stats func() childStats, check func() (alive, within10 int)) {
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		switch in.Text() {
 		case "stats":
-			b, _ := json.Marshal(h.stats())
+			b, _ := json.Marshal(stats())
 			fmt.Fprintf(out, "stats %s\n", b)
 		case "check":
-			a, w := h.check(c.duration)
+			a, w := check()
 			fmt.Fprintf(out, "alive %d %d\n", a, w)
 		}
 	}
-	h.quitting.Store(true)
-	return 0
+}
+
+// holdCounts is what a child counts of the connections it holds, whatever
+// they are: open now, dropped by the server, when the first and last
+// drops came.
+type holdCounts struct {
+	quitting            atomic.Bool
+	open, dropped       atomic.Int64
+	firstDrop, lastDrop atomic.Int64
+}
+
+// dropped1 counts a connection the server ended; false while quitting,
+// when the child is closing them itself.
+func (h *holdCounts) dropped1() bool {
+	if h.quitting.Load() {
+		return false
+	}
+	h.open.Add(-1)
+	h.dropped.Add(1)
+	now := time.Now().UnixNano()
+	h.firstDrop.CompareAndSwap(0, now)
+	h.lastDrop.Store(now)
+	return true
 }
 
 // holdStreams is bench idle-child -sse: the same protocol with the parent,
@@ -495,17 +524,7 @@ func holdStreams(c *common, offset int, stdout, stderr io.Writer) int {
 	}
 	failed, retried := dialIdle(c.conns, h.dial, &h.open, out, stderr)
 	fmt.Fprintf(out, "ready %d %d 0 %d\n", h.open.Load(), failed, retried)
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		switch in.Text() {
-		case "stats":
-			b, _ := json.Marshal(h.stats())
-			fmt.Fprintf(out, "stats %s\n", b)
-		case "check":
-			a, w := h.check()
-			fmt.Fprintf(out, "alive %d %d\n", a, w)
-		}
-	}
+	answerParent(out, h.stats, h.check)
 	h.quit()
 	return 0
 }
@@ -572,11 +591,11 @@ type idleHolder struct {
 	cl        *engine.Client
 	offset    int
 	reconnect bool
-	quitting  atomic.Bool
+	holdCounts
 
-	open, dropped, redials, redialFails atomic.Int64
-	answered                            atomic.Int64 // pongs to the check's pings
-	firstDrop, lastDrop, lastBack       atomic.Int64
+	redials, redialFails atomic.Int64
+	answered             atomic.Int64 // pongs to the check's pings
+	lastBack             atomic.Int64
 
 	// redialing bounds the redials in flight: a reload closes thousands of
 	// connections within seconds, and each dial holds two descriptors for
@@ -622,14 +641,9 @@ func (h *idleHolder) OnPong(c *engine.Conn, p []byte) {
 
 func (h *idleHolder) OnClose(c *engine.Conn, err error) {
 	s, ok := c.UserData().(*slot)
-	if !ok || h.quitting.Load() {
+	if !ok || !h.dropped1() {
 		return
 	}
-	h.open.Add(-1)
-	h.dropped.Add(1)
-	now := time.Now().UnixNano()
-	h.firstDrop.CompareAndSwap(0, now)
-	h.lastDrop.Store(now)
 	code := codec.CloseStatus(err)
 	if code == 0 {
 		code = codec.StatusAbnormalClosure

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -27,9 +26,7 @@ type streamHolder struct {
 	host    string // host:port
 	request []byte // the request every stream sends
 
-	open, dropped       atomic.Int64
-	firstDrop, lastDrop atomic.Int64
-	quitting            atomic.Bool
+	holdCounts
 
 	mu    sync.Mutex
 	conns []net.Conn
@@ -94,14 +91,9 @@ func (h *streamHolder) hold(i int, conn net.Conn, br *bufio.Reader) {
 		}
 	}
 	conn.Close()
-	if h.quitting.Load() {
+	if !h.dropped1() {
 		return
 	}
-	h.open.Add(-1)
-	h.dropped.Add(1)
-	now := time.Now().UnixNano()
-	h.firstDrop.CompareAndSwap(0, now)
-	h.lastDrop.Store(now)
 	h.mu.Lock()
 	h.conns[i] = nil
 	h.mu.Unlock()
