@@ -447,8 +447,9 @@ func progress(r run) string {
 		}
 	case r.Idle != nil:
 		id := r.Idle
-		fmt.Fprintf(&b, "%d held, %d alive, RSS %s → %s MiB = %s KiB/conn, idle CPU %v",
-			id.Held, id.Alive, num(float64(id.RSSBeforeKiB)/1024), num(float64(id.RSSAfterKiB)/1024), num(id.KiBPerConn), id.IdleCPU)
+		fmt.Fprintf(&b, "%d held, %d alive, RSS %s → %s MiB = %s KiB/conn, %s KiB/conn after the idle window, idle CPU %v",
+			id.Held, id.Alive, num(float64(id.RSSBeforeKiB)/1024), num(float64(id.RSSAfterKiB)/1024), num(id.KiBPerConn),
+			num(id.KiBPerConnEnd), id.IdleCPU)
 		if id.Errors > 0 {
 			fmt.Fprintf(&b, ", %d errors (%s)", id.Errors, id.FirstError)
 		}

@@ -184,17 +184,18 @@ type run struct {
 
 // idleResult is what the idle scenario measured.
 type idleResult struct {
-	Conns        int           `json:"conns"`
-	Held         int           `json:"held"`
-	Alive        int           `json:"alive"` // still echoing after the idle window
-	Errors       int           `json:"errors"`
-	FirstError   string        `json:"first_error,omitempty"`
-	RSSBeforeKiB uint64        `json:"rss_before_kib"`
-	RSSAfterKiB  uint64        `json:"rss_after_kib"`
-	RSSEndKiB    uint64        `json:"rss_end_kib"`
-	KiBPerConn   float64       `json:"kib_per_conn"`
-	IdleCPU      time.Duration `json:"idle_cpu_ns"`
-	IdleWindow   time.Duration `json:"idle_window_ns"`
+	Conns         int           `json:"conns"`
+	Held          int           `json:"held"`
+	Alive         int           `json:"alive"` // still echoing after the idle window
+	Errors        int           `json:"errors"`
+	FirstError    string        `json:"first_error,omitempty"`
+	RSSBeforeKiB  uint64        `json:"rss_before_kib"`
+	RSSAfterKiB   uint64        `json:"rss_after_kib"`
+	RSSEndKiB     uint64        `json:"rss_end_kib"`      // at the end of the idle window
+	KiBPerConn    float64       `json:"kib_per_conn"`     // RSSAfter's growth per connection, a second after the ramp
+	KiBPerConnEnd float64       `json:"kib_per_conn_end"` // RSSEnd's: what the server keeps while idle
+	IdleCPU       time.Duration `json:"idle_cpu_ns"`
+	IdleWindow    time.Duration `json:"idle_window_ns"`
 }
 
 // options are the run-wide settings.
@@ -303,6 +304,7 @@ type benchOut struct {
 	Alive       int     `json:"alive"`
 	RSSBefore   int64   `json:"server_rss_before_kb"`
 	RSSAfter    int64   `json:"server_rss_after_kb"`
+	RSSHeld     int64   `json:"server_rss_held_kb"`
 	IdleCPUPct  float64 `json:"server_idle_cpu_percent"`
 	ServerCPUs  float64 `json:"server_cpu_s"`
 	ServerRSS   int64   `json:"server_rss_kb"`
@@ -364,7 +366,8 @@ func galeBench(ctx context.Context, o *options, sc scenario, srvs []*server, r *
 		args = append(args, "handshake", "-conns", strconv.Itoa(sc.Workers), "-duration", dur)
 	case kindIdle:
 		load.Sleep(ctx, 500*time.Millisecond) // let the fresh process settle before gale bench reads its RSS
-		args = append(args, "idle", "-conns", strconv.Itoa(o.idleConns), "-duration", o.idleWindow.String(), "-settle", "1s")
+		args = append(args, "idle", "-conns", strconv.Itoa(o.idleConns), "-duration", o.idleWindow.String(), "-settle", "1s",
+			"-check-timeout", "30s") // within the deadline below, so a server that does not answer is reported, not killed
 	}
 	// Many connections come from several source addresses, bound
 	// explicitly: unbound dials from 127.0.0.1 can run out of ephemeral
@@ -418,11 +421,12 @@ func galeBench(ctx context.Context, o *options, sc scenario, srvs []*server, r *
 		r.Window, r.Ops = window, b.Handshakes
 	case kindIdle:
 		r.Idle = &idleResult{Conns: o.idleConns, Held: b.Held, Alive: b.Alive, Errors: int(b.Errors) - (b.Held - b.Alive),
-			FirstError: firstErr, RSSBeforeKiB: uint64(b.RSSBefore), RSSAfterKiB: uint64(b.RSSAfter),
+			FirstError: firstErr, RSSBeforeKiB: uint64(b.RSSBefore), RSSAfterKiB: uint64(b.RSSAfter), RSSEndKiB: uint64(b.RSSHeld),
 			IdleCPU:    time.Duration(b.IdleCPUPct / 100 * o.idleWindow.Seconds() * float64(time.Second)),
 			IdleWindow: o.idleWindow}
 		if b.Held > 0 {
 			r.Idle.KiBPerConn = float64(b.RSSAfter-b.RSSBefore) / float64(b.Held)
+			r.Idle.KiBPerConnEnd = float64(b.RSSHeld-b.RSSBefore) / float64(b.Held)
 		}
 		return
 	}

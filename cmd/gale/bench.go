@@ -95,12 +95,17 @@ type benchResult struct {
 	// The server's RSS summed over -pid and its descendants, divided by the
 	// connections held (RSSPerConn counts only the growth since the start).
 	RSSPerConnTotal float64 `json:"rss_per_conn_total_bytes,omitempty"`
-	ServerProcs     int     `json:"server_procs,omitempty"`
-	Children        int     `json:"children,omitempty"`
-	RampS           float64 `json:"ramp_s,omitempty"`
-	RampPerS        float64 `json:"ramp_conns_per_s,omitempty"`
-	DialRetries     int     `json:"dial_retries,omitempty"`
-	CheckS          float64 `json:"check_s,omitempty"`
+	// The same reading at the end of -duration: what the server keeps
+	// while its connections stay idle, once it has had time to return the
+	// ramp's garbage to the system.
+	ServerRSSHeld  int64   `json:"server_rss_held_kb,omitempty"`
+	RSSPerConnHeld float64 `json:"rss_per_conn_held_bytes,omitempty"`
+	ServerProcs    int     `json:"server_procs,omitempty"`
+	Children       int     `json:"children,omitempty"`
+	RampS          float64 `json:"ramp_s,omitempty"`
+	RampPerS       float64 `json:"ramp_conns_per_s,omitempty"`
+	DialRetries    int     `json:"dial_retries,omitempty"`
+	CheckS         float64 `json:"check_s,omitempty"`
 	// AliveWithin10s is how many answered within 10 s of the check's start.
 	AliveWithin10s int              `json:"alive_within_10s,omitempty"`
 	Dropped        int64            `json:"dropped,omitempty"`
@@ -731,6 +736,8 @@ func writeMarkdown(w io.Writer, r *benchResult) {
 			add("server procs", strconv.Itoa(r.ServerProcs))
 			add("server RSS MiB", fmt.Sprintf("%.1f", float64(r.ServerRSSAfter)/1024))
 			add("server RSS/conn (B)", fmt.Sprintf("%.0f", r.RSSPerConn))
+			add("after hold MiB", fmt.Sprintf("%.1f", float64(r.ServerRSSHeld)/1024))
+			add("after hold RSS/conn (B)", fmt.Sprintf("%.0f", r.RSSPerConnHeld))
 			add("server idle CPU %", fmt.Sprintf("%.2f", r.IdleCPUPercent))
 		}
 		if k := r.Sockstat; k != nil {

@@ -63,7 +63,9 @@ them dialling at a time, over source addresses 127.0.0.2… so that no address
 runs out of ephemeral ports), holds them for -duration, then pings every one and
 counts the pongs: every connection must answer. With -pid it reports the
 server's memory and CPU summed over that process and all its descendants (the
-workers of gale serve -procs): RSS per connection, CPU while idle. Beside it,
+workers of gale serve -procs): RSS per connection -settle after the last
+connection and again at the end of -duration (a server that returns the ramp's
+garbage to the system while idle shows it there), CPU while idle. Beside it,
 the kernel's socket counts and memory from /proc/net/sockstat and the change of
 unreclaimable slab memory (the kernel's own per-socket structures).
 With -reconnect, a connection the server closes is dialled again at once;
@@ -226,6 +228,7 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 	cpu0 := treeCPU(c.pid)
 	sleepPolling(c.duration, pollStats)
 	cpu1 := treeCPU(c.pid)
+	rss2, _ := treeRSS(c.pid)
 	st := pollStats()
 	stopProgress()
 
@@ -277,6 +280,8 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		r.ServerRSSBefore, r.ServerRSSAfter = rss0, rss1
 		r.RSSPerConn = float64(rss1-rss0) * 1024 / float64(held)
 		r.RSSPerConnTotal = float64(rss1) * 1024 / float64(held)
+		r.ServerRSSHeld = rss2
+		r.RSSPerConnHeld = float64(rss2-rss0) * 1024 / float64(held)
 		r.IdleCPUPercent = 100 * (cpu1 - cpu0).Seconds() / c.duration.Seconds()
 	}
 	return report(stdout, stderr, &r, c.json)

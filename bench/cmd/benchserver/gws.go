@@ -9,7 +9,14 @@ import (
 )
 
 // gwsEcho is the OnMessage of gws's README: echo, then release the message.
-type gwsEcho struct{ gws.BuiltinEventHandler }
+type gwsEcho struct{ gwsPong }
+
+// gwsPong answers a ping with its payload, as RFC 6455 requires and the
+// idle scenario's final check expects; gws's BuiltinEventHandler answers
+// with an empty pong.
+type gwsPong struct{ gws.BuiltinEventHandler }
+
+func (gwsPong) OnPing(socket *gws.Conn, payload []byte) { _ = socket.WritePong(payload) }
 
 func (gwsEcho) OnMessage(socket *gws.Conn, message *gws.Message) {
 	defer message.Close()
@@ -20,7 +27,7 @@ func (gwsEcho) OnMessage(socket *gws.Conn, message *gws.Message) {
 // gws.Broadcaster, which encodes (and compresses) the frame once and
 // queues it on each connection's write queue.
 type gwsBroadcast struct {
-	gws.BuiltinEventHandler
+	gwsPong
 	conns sync.Map // *gws.Conn → struct{}
 }
 
