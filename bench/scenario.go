@@ -422,7 +422,7 @@ func galeBench(ctx context.Context, o *options, sc scenario, srvs []*server, r *
 	case kindIdle:
 		r.Idle = &idleResult{Conns: o.idleConns, Held: b.Held, Alive: b.Alive, Errors: int(b.Errors) - (b.Held - b.Alive),
 			FirstError: firstErr, RSSBeforeKiB: uint64(b.RSSBefore), RSSAfterKiB: uint64(b.RSSAfter), RSSEndKiB: uint64(b.RSSHeld),
-			IdleCPU:    time.Duration(b.IdleCPUPct / 100 * o.idleWindow.Seconds() * float64(time.Second)),
+			IdleCPU:    time.Duration(b.IdleCPUPct / 100 * o.idleWindow.Seconds() * float64(time.Second)).Round(time.Millisecond),
 			IdleWindow: o.idleWindow}
 		if b.Held > 0 {
 			r.Idle.KiBPerConn = float64(b.RSSAfter-b.RSSBefore) / float64(b.Held)
