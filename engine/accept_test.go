@@ -269,6 +269,15 @@ func TestFDChild(t *testing.T) {
 	}
 }
 
+// capLimit returns n, or max when it is lower: Rlimit's fields are
+// uint64 on Linux and int64 on the BSDs.
+func capLimit[T int64 | uint64](n uint64, max T) T {
+	if uint64(max) < n {
+		return max
+	}
+	return T(n)
+}
+
 // runFDServer serves echo under the given RLIMIT_NOFILE until stdin
 // closes, answering "stats" lines.
 func runFDServer(t *testing.T, nofile string) {
@@ -280,7 +289,7 @@ func runFDServer(t *testing.T, nofile string) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	lim.Cur = min(n, lim.Max)
+	lim.Cur = capLimit(n, lim.Max)
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}

@@ -39,8 +39,7 @@ type DialOptions struct {
 	HandshakeTimeout time.Duration
 	// TLSConfig is used for wss:// URLs, by both clients: RootCAs to
 	// trust a private CA, InsecureSkipVerify for tests. ServerName
-	// defaults to the URL's host; NextProtos, for the event-loop client,
-	// to http/1.1.
+	// defaults to the URL's host; NextProtos to http/1.1.
 	TLSConfig *tls.Config
 	// NetDial, when set, opens the TCP connection instead of net.Dialer,
 	// e.g. to bind a local address.
@@ -164,14 +163,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*ClientConn, e
 		return nil, fmt.Errorf("gale: dial %s: %w", hostPort, err)
 	}
 	if secure {
-		cfg := opts.TLSConfig.Clone()
-		if cfg == nil {
-			cfg = &tls.Config{}
-		}
-		if cfg.ServerName == "" {
-			cfg.ServerName = u.Hostname()
-		}
-		tc := tls.Client(conn, cfg)
+		tc := tls.Client(conn, clientTLS(opts.TLSConfig, u.Hostname()))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("gale: dial %s: tls: %w", hostPort, err)

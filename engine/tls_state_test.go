@@ -46,7 +46,6 @@ func TestTLSConnectionState(t *testing.T) {
 	for i := range 2 {
 		cfg := pki.client()
 		cfg.ClientSessionCache = cache
-		cfg.NextProtos = []string{"http/1.1"} // the blocking client offers none of its own
 		c := dialTLS(t, srv, &DialOptions{TLSConfig: cfg})
 		seen := recv(t, h.states, "OnOpen")
 		if !seen.ok {
