@@ -35,8 +35,8 @@ func writeCharts(dir string, rep *report) error {
 		sc, _ := scenarioByName(name)
 		switch sc.Kind {
 		case kindIdle:
-			if err := barChart(dir, rep, sc, "rss", "server RSS per idle connection after the idle window, KiB (lower is better)",
-				func(s summary) float64 { return s.KiBEnd.med() }); err != nil {
+			if err := barChart(dir, rep, sc, "rss", "server RSS per idle connection, KiB (lower is better)",
+				func(s summary) float64 { k, _ := s.idleKiB(); return k.med() }); err != nil {
 				return err
 			}
 		default:

@@ -188,8 +188,10 @@ flag is left out with a note. Counting at every system call's tracepoint slows e
   Close and FIN.
 - **idle**: `+"`gale bench idle`"+` reads the server's RSS 0.5 s after start, opens the connections (64 dials at
   a time, from child processes of 15,000 connections each because of the 20,000 open-files limit per
-  process), reads RSS again 1 s after the last upgrade, then the server's CPU over the idle window.
-  Finally every connection sends a message and must get its echo ("alive after").
+  process), reads RSS again 1 s after the last upgrade, then the server's CPU over the idle window,
+  and RSS a third time at its end: what the server keeps while its connections stay idle, after
+  whatever it does to return the ramp's garbage to the system. Finally every connection is pinged
+  and must answer ("alive after").
 - **Connections sweep**: echo 1 KiB binary at 1,000 (the echo1k scenario), 5,000 and 15,000 connections,
   with the server's RSS at the end of the window.
 - **Profiles.** For every scenario where Gale is not first (by rate or by server CPU per operation),
@@ -216,9 +218,10 @@ flag is left out with a note. Counting at every system call's tracepoint slows e
   server process and for the load generator; **others CPU %** is what the rest of the
   machine used meanwhile (all CPUs' busy time from `+"`/proc/stat`"+` minus those two): noise when high.
 - **handshakes/s**: complete setup-and-close cycles per second.
-- **held**, **alive after**: idle connections upgraded, and those still echoing after the idle window.
-- **RSS before / after MiB**, **KiB/conn**: server RSS before dialing and after all upgrades;
-  (after − before) / held.
+- **held**, **alive after**: idle connections upgraded, and those that answered a ping after the idle window.
+- **RSS before / after ramp MiB**, **KiB/conn after ramp**: server RSS before dialing and 1 s after
+  all upgrades; (after − before) / held. **KiB/conn after idle window**: the same with the reading at
+  the end of the idle window; the idle targets are judged on it.
 - **idle CPU ms**: server CPU time over the idle window (10 ms resolution).
 - **errors**: load-generator errors (failed dials, verification failures, unexpected closes) summed
   over rounds; for idle, also connections that did not come back alive.

@@ -77,6 +77,16 @@ type summary struct {
 	Epoll    stat `json:"epoll_waits_per_op"`  // -perf
 }
 
+// idleKiB is the idle scenario's RSS per connection: read at the end of
+// the idle window, or a second after the ramp in a report from before
+// that reading existed.
+func (s summary) idleKiB() (st stat, when string) {
+	if s.KiBEnd.N > 0 && s.KiBEnd.Med > 0 {
+		return s.KiBEnd, "after the idle window"
+	}
+	return s.KiBPerConn, "a second after the ramp"
+}
+
 func summarize(sc scenario, impl string, runs []run) summary {
 	s := summary{Scenario: sc.Name, Impl: impl}
 	var rate, mbps, cpu, spct, cpct, opct, p50, p90, p99, pmax, held, alive, rb, ra, kib, kibEnd, idle, rss []float64
@@ -201,10 +211,8 @@ func verdicts(sums []summary) []verdict {
 		case "kib":
 			// Judged on what the server keeps while its connections stay
 			// idle (the end of the window), as a long-lived server would be.
-			g, b, when := gale.KiBEnd, base.KiBEnd, "after the idle window"
-			if g.N == 0 || g.Med <= 0 {
-				g, b, when = gale.KiBPerConn, base.KiBPerConn, "a second after the ramp"
-			}
+			g, when := gale.idleKiB()
+			b, _ := base.idleKiB()
 			if g.N == 0 {
 				continue
 			}
