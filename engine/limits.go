@@ -63,6 +63,7 @@ type memBudget struct {
 	released time.Time
 	quiet    quietWatch
 	heapAt   atomic.Uint64 // the heap kept after the last release
+	releases atomic.Uint64 // releases done (Stats.MemoryReleases)
 }
 
 func (m *memBudget) add(d int64) {
@@ -136,6 +137,7 @@ func (m *memBudget) releaseAfterBurst(now time.Time, moved, upgrades uint64) {
 		runtime.GC() // a first cycle moves pooled buffers to the victim caches
 		debug.FreeOSMemory()
 		m.heapAt.Store(heapKept())
+		m.releases.Add(1)
 	}()
 }
 

@@ -425,7 +425,9 @@ func (s *Server) runTicker() {
 			return
 		case now := <-t.C:
 			moved, upgrades := s.traffic()
-			s.mem.releaseAfterBurst(now, moved, upgrades)
+			if !s.cfg.KeepFreedMemory {
+				s.mem.releaseAfterBurst(now, moved, upgrades)
+			}
 			tick := int64(now.Sub(s.base) / s.tick)
 			for _, l := range s.loopList() {
 				if l.stats.open.Load() > 0 {

@@ -25,6 +25,9 @@ type Stats struct {
 	// paused connections and reassembly buffers.
 	Paused     int64
 	MemoryHeld int64
+	// MemoryReleases counts the times the server returned the memory a
+	// burst freed to the operating system (see Config.KeepFreedMemory).
+	MemoryReleases uint64
 
 	// Closes counts upgraded connections by how they ended: the close code
 	// received or sent (codec.StatusCode), or 1006 when the transport
@@ -80,10 +83,11 @@ func (s *loopStats) countClose(code codec.StatusCode) {
 // Stats returns the server's counters summed over its loops.
 func (s *Server) Stats() Stats {
 	st := Stats{
-		Closes:     map[codec.StatusCode]uint64{},
-		MemoryHeld: s.mem.used.Load(),
-		Rejected:   s.mount.rejected.Load(),
-		AcceptShed: s.mount.shed.Load(),
+		Closes:         map[codec.StatusCode]uint64{},
+		MemoryHeld:     s.mem.used.Load(),
+		MemoryReleases: s.mem.releases.Load(),
+		Rejected:       s.mount.rejected.Load(),
+		AcceptShed:     s.mount.shed.Load(),
 	}
 	if acc := s.acc.Load(); acc != nil {
 		st.AcceptErrors = acc.failures.Load()
