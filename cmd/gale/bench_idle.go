@@ -536,7 +536,10 @@ func holdStreams(c *common, offset int, stdout, stderr io.Writer) int {
 
 // dialIdle dials connections 0..n-1, 64 at a time, reporting progress
 // (open counts them) twice a second on out; it returns the dials that
-// failed three times, and the retries.
+// failed dialTries times, and the retries.
+// dialTries is how often a connection is dialled before it counts as failed.
+const dialTries = 5
+
 func dialIdle(n int, dial func(i int) error, open *atomic.Int64, out, stderr io.Writer) (failedN, retriedN int64) {
 	var failed, retried atomic.Int64
 	dialDone := make(chan struct{})
@@ -561,11 +564,14 @@ func dialIdle(n int, dial func(i int) error, open *atomic.Int64, out, stderr io.
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			// A dial that fails (a SYN dropped by a full queue and not
-			// retransmitted in time) is tried twice more, and counted.
+			// retransmitted in time, a handshake slower than the dial
+			// deadline on a saturated machine) is tried again, up to
+			// dialTries times, after a pause that grows, and counted.
 			var err error
-			for try := range 3 {
+			for try := range dialTries {
 				if try > 0 {
 					retried.Add(1)
+					time.Sleep(time.Duration(try) * 500 * time.Millisecond)
 				}
 				if err = dial(i); err == nil {
 					return
