@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,6 +115,37 @@ func TestVariants(t *testing.T) {
 	}
 	if got := aheadOfPeers(sums, "handshake", sums[1]); strings.Contains(got, "gale") {
 		t.Errorf("aheadOfPeers counts a variant: %q", got)
+	}
+}
+
+// TestIdleVerdict: the wss-idle target is judged on the reading at the
+// end of the idle window when the report has it, else on the reading a
+// second after the ramp.
+func TestIdleVerdict(t *testing.T) {
+	at := func(afterRamp, end [2]float64) []summary {
+		var sums []summary
+		for i, impl := range []string{"gale", "gorilla"} {
+			s := summary{Scenario: "wss-idle", Impl: impl, Runs: 1, KiBPerConn: stat{N: 1, Med: afterRamp[i]}}
+			if end[i] > 0 {
+				s.KiBEnd = stat{N: 1, Med: end[i]}
+			}
+			sums = append(sums, s)
+		}
+		return sums
+	}
+	for _, c := range []struct {
+		sums []summary
+		want float64
+		met  bool
+		when string
+	}{
+		{at([2]float64{13.4, 42.6}, [2]float64{9.06, 42.6}), 9.06 / 42.6, true, "after the idle window"},
+		{at([2]float64{13.4, 42.6}, [2]float64{0, 0}), 13.4 / 42.6, false, "a second after the ramp"},
+	} {
+		vs := verdicts(c.sums)
+		if len(vs) != 1 || math.Abs(vs[0].Value-c.want) > 1e-9 || vs[0].Met != c.met || !strings.Contains(vs[0].Metric, c.when) {
+			t.Errorf("verdicts = %+v, want value %.3f met %v on the reading %s", vs, c.want, c.met, c.when)
+		}
 	}
 }
 

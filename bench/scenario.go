@@ -186,7 +186,7 @@ type run struct {
 type idleResult struct {
 	Conns         int           `json:"conns"`
 	Held          int           `json:"held"`
-	Alive         int           `json:"alive"` // still echoing after the idle window
+	Alive         int           `json:"alive"` // answered a ping after the idle window
 	Errors        int           `json:"errors"`
 	FirstError    string        `json:"first_error,omitempty"`
 	RSSBeforeKiB  uint64        `json:"rss_before_kib"`

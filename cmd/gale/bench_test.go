@@ -88,7 +88,7 @@ func TestBenchIdle(t *testing.T) {
 		args := append([]string{"idle", "-url", benchServer(t), "-conns", "300", "-duration", "200ms", "-settle", "100ms",
 			"-json", "-pid", strconv.Itoa(os.Getpid())}, extra...)
 		r := runBench(t, args...)
-		if r.Held != 300 || r.Alive != 300 || r.Errors != 0 || r.ServerRSSAfter == 0 {
+		if r.Held != 300 || r.Alive != 300 || r.Errors != 0 || r.ServerRSSAfter == 0 || r.ServerRSSHeld == 0 {
 			t.Fatalf("%v: %+v", extra, r)
 		}
 	}
