@@ -196,7 +196,12 @@ func (s *Server) bootLocked() error {
 		gnet.WithMulticore(s.cfg.Loops > 1),
 		gnet.WithNumEventLoop(s.cfg.Loops),
 		gnet.WithReadBufferCap(s.cfg.ReadBufferCap),
-		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		// Every socket reaches the loops through EnrollContext as a
+		// net.TCPConn, which Go's accept and dial have already set to
+		// TCP_NODELAY; gnet setting it again on the duplicate would be one
+		// more system call per connection, and would override a caller who
+		// turned it off on purpose (TestNoDelayKept).
+		gnet.WithTCPNoDelay(gnet.TCPDelay),
 		gnet.WithLogger(gnetLogger{s.cfg.Logger}),
 		// Hand-overs come from many goroutines at once (the accept
 		// goroutine, Dial callers, every ServeHTTP), and round-robin's
