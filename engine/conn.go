@@ -20,15 +20,15 @@ type Conn struct {
 	loop *loop
 
 	// Fields are grouped so that small ones share words: an idle server
-	// holds one Conn per connection, and this keeps it in a 208-byte class.
-	state     connState
-	client    bool         // the client role: our frames are masked, the peer's must not be
-	inTraffic bool         // inside OnTraffic for this connection
-	wantClose bool         // close the socket when OnTraffic returns
-	notified  bool         // Handler.OnClose has been called
-	inFrame   bool         // a frame's payload is being read
-	maskPos   uint8        // key position for the next payload byte
-	msgOp     codec.Opcode // first frame's opcode while a message is in progress, else 0
+	// holds one Conn per connection, and this keeps it in a 192-byte class
+	// (TestConnSize).
+	state    connState
+	client   bool             // the client role: our frames are masked, the peer's must not be; any goroutine reads it
+	flags    connFlags        // flagInTraffic, flagWantClose, flagNotified, flagInFrame: the loop's only
+	maskPos  uint8            // key position for the next payload byte
+	msgOp    codec.Opcode     // first frame's opcode while a message is in progress, else 0
+	paused   uint8            // why reading is held back (limits.go); 0: reading
+	sentCode codec.StatusCode // the code of the Close we sent, if any
 
 	utf8 codec.UTF8Validator
 	// closed is set once a Close was sent or requested, or the socket is
@@ -44,22 +44,20 @@ type Conn struct {
 	// stream: a Server-Sent Events stream (eventstream.go), not a
 	// WebSocket. Set before the connection opens, never after, so any
 	// goroutine may read it; it fills padding after dfl.
-	stream bool
+	stream  bool
+	watched bool // on the loop's watch list (limits.go)
 
 	hs *handshake // while upgrading
 
 	timer timerLink
 	// Wheel ticks, low 32 bits (differences are taken modulo 2³², so
 	// they hold for idle spans up to 2³¹ ticks: months at the finest tick).
+	timerAt  uint32 // the tick the wheel holds c for (timer.go); 0: not armed
 	lastRead uint32 // the last bytes received
 	lastPing uint32 // the last ping sent
+	held     uint32 // gnet's buffered bytes as last counted in the memory budget (limits.go)
 
 	lnext, lprev *Conn // the loop's list of connections
-
-	sentCode codec.StatusCode // the code of the Close we sent, if any
-	paused   uint8            // why reading is held back (limits.go); 0: reading
-	watched  bool             // on the loop's watch list (limits.go)
-	held     uint32           // gnet's buffered bytes as last counted in the memory budget (limits.go)
 
 	laddr, raddr net.Addr
 	// The application's value (UserData), boxed so that any goroutine may
@@ -74,6 +72,21 @@ type Conn struct {
 	// callbacks never pays for it.
 	q atomic.Pointer[outQueue]
 }
+
+// connFlags are the loop's yes/no facts about a connection, in one byte of
+// the Conn. Only the loop reads or writes them: a fact other goroutines
+// read (client, stream, closed) has a field of its own, since writing one
+// bit writes the whole byte.
+type connFlags uint8
+
+const (
+	flagInTraffic connFlags = 1 << iota // inside OnTraffic for this connection
+	flagWantClose                       // close the socket when OnTraffic returns
+	flagNotified                        // Handler.OnClose has been called
+	flagInFrame                         // a frame's payload is being read
+)
+
+func (c *Conn) is(f connFlags) bool { return c.flags&f != 0 }
 
 // connExtra holds the rarely used parts of a connection, allocated when one
 // is needed. Written by the loop only; subprotocol and req before the

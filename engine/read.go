@@ -24,7 +24,7 @@ func (c *Conn) readFrames() gnet.Action {
 			return gnet.None // read backpressure (limits.go): the bytes wait in gnet
 		}
 		avail := int64(c.inbound())
-		if !c.inFrame {
+		if !c.is(flagInFrame) {
 			n, more := c.readHeader(avail)
 			if !more {
 				return c.action()
@@ -75,7 +75,8 @@ func (c *Conn) readHeader(avail int64) (int, bool) {
 		return 0, false
 	}
 	c.skip(n)
-	c.h, c.maskPos, c.inFrame = h, 0, true
+	c.h, c.maskPos = h, 0
+	c.flags |= flagInFrame
 	if h.Opcode == codec.OpText || h.Opcode == codec.OpBinary {
 		c.msgOp, c.msgLen = h.Opcode, 0
 		c.utf8.Reset()
@@ -112,7 +113,7 @@ func (c *Conn) readControl(avail int64) bool {
 	}
 	n := int(c.h.Length)
 	p := c.payload(n)
-	c.inFrame = false
+	c.flags &^= flagInFrame
 	c.control(p)
 	c.discard(n)
 	return true
@@ -123,7 +124,7 @@ func (c *Conn) readControl(avail int64) bool {
 func (c *Conn) readWhole() bool {
 	n := int(c.h.Length)
 	p := c.payload(n)
-	c.inFrame = false
+	c.flags &^= flagInFrame
 	if c.msgOp == codec.OpText && !textValid(&c.utf8, p, c.h.Fin) {
 		c.fail(codec.ErrInvalidUTF8)
 		return false
@@ -172,7 +173,7 @@ func (c *Conn) readPartial(avail int64) bool {
 			return false
 		}
 	}
-	c.inFrame = false
+	c.flags &^= flagInFrame
 	fin := c.h.Fin
 	switch {
 	case c.dfl.compressed:

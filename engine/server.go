@@ -507,7 +507,7 @@ func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
 // handler writes batched into one write, and returns gnet's action: from
 // OnTraffic, and when a paused connection resumes. Loop only.
 func (c *Conn) process() gnet.Action {
-	c.inTraffic = true
+	c.flags |= flagInTraffic
 	var act gnet.Action
 	t, _ := c.gc.(*tlsConn)
 	var eof bool // the peer's close_notify came behind what is being read
@@ -556,8 +556,8 @@ func (c *Conn) process() gnet.Action {
 	if !c.closing() {
 		c.checkBacklog() // still inside: a drop only asks for the close
 	}
-	c.inTraffic = false
-	if t != nil && c.wantClose {
+	c.flags &^= flagInTraffic
+	if t != nil && c.is(flagWantClose) {
 		t.closing = true // the close_notify rides with the last frames (tls.go)
 	}
 	c.flushBatch()
@@ -567,7 +567,7 @@ func (c *Conn) process() gnet.Action {
 		c.notifyClose(c.closeErr())
 		return gnet.None
 	}
-	if c.wantClose {
+	if c.is(flagWantClose) {
 		return gnet.Close
 	}
 	return act

@@ -109,8 +109,8 @@ func (c *Conn) abort(err error) {
 	if c.state == stateClosed {
 		return
 	}
-	if c.inTraffic {
-		c.wantClose = true
+	if c.is(flagInTraffic) {
+		c.flags |= flagWantClose
 		return
 	}
 	c.loop.el.Close(c.socket())
@@ -118,7 +118,7 @@ func (c *Conn) abort(err error) {
 
 // closing reports whether the socket is closed or about to be, so reading
 // must stop. Loop only.
-func (c *Conn) closing() bool { return c.wantClose || c.state == stateClosed }
+func (c *Conn) closing() bool { return c.is(flagWantClose) || c.state == stateClosed }
 
 func (c *Conn) setCloseErr(err error) {
 	if x := c.extra(); x.closeErr == nil {
@@ -186,17 +186,17 @@ func (c *Conn) socketClosed(err error) {
 		code = codec.StatusAbnormalClosure
 	}
 	l.stats.countClose(code)
-	if !c.inTraffic {
+	if !c.is(flagInTraffic) {
 		c.notifyClose(cause)
 	}
 }
 
 // notifyClose calls Handler.OnClose once.
 func (c *Conn) notifyClose(err error) {
-	if c.notified {
+	if c.is(flagNotified) {
 		return
 	}
-	c.notified = true
+	c.flags |= flagNotified
 	srv := c.loop.srv
 	if srv.workers != nil {
 		c.closeToWorker(err)

@@ -10,10 +10,20 @@ const wheelSlots = 256
 // timerLink is the intrusive part of a connection that the wheel strings
 // into its slot lists, so arming a timer allocates nothing and an idle
 // connection has no timer object of its own.
+// The tick itself is Conn.timerAt: 32 bits, which pack beside the Conn's
+// other 32-bit fields where an int64 here would cost a word of its own.
 type timerLink struct {
 	next, prev *Conn
-	at         int64 // tick at which the connection wants attention; 0: not armed
 }
+
+// maxAhead bounds how far ahead a connection is armed: deadlines are kept
+// in 32 bits and compared modulo 2³², which holds within 2³¹ ticks. A
+// later one is armed at the bound (62 days at the finest tick, 5 ms), and
+// onTimer re-arms a keepalive that fires before its time.
+const maxAhead = 1 << 30
+
+// due reports whether tick at has come by tick now, modulo 2³².
+func due(at uint32, now int64) bool { return int32(at-uint32(now)) <= 0 }
 
 // wheel is a hashed timing wheel owned by one event loop and advanced only
 // from inside it, so it needs no locks.
@@ -28,11 +38,14 @@ func (w *wheel) schedule(c *Conn, at int64) {
 	if at <= w.now {
 		at = w.now + 1
 	}
-	if c.timer.at != 0 {
+	at = min(at, w.now+maxAhead)
+	if c.timerAt != 0 {
 		w.remove(c)
 	}
-	c.timer.at = at
-	head := &w.slots[at%wheelSlots]
+	// 0 means "not armed": a deadline that wraps to it is kept a tick
+	// later (wheelSlots divides 2³², so the slot follows the tick).
+	c.timerAt = max(uint32(at), 1)
+	head := &w.slots[c.timerAt%wheelSlots]
 	c.timer.next = *head
 	c.timer.prev = nil
 	if *head != nil {
@@ -43,18 +56,19 @@ func (w *wheel) schedule(c *Conn, at int64) {
 
 // remove disarms c; a no-op when it is not armed.
 func (w *wheel) remove(c *Conn) {
-	if c.timer.at == 0 {
+	if c.timerAt == 0 {
 		return
 	}
 	if c.timer.prev != nil {
 		c.timer.prev.timer.next = c.timer.next
 	} else {
-		w.slots[c.timer.at%wheelSlots] = c.timer.next
+		w.slots[c.timerAt%wheelSlots] = c.timer.next
 	}
 	if c.timer.next != nil {
 		c.timer.next.timer.prev = c.timer.prev
 	}
 	c.timer = timerLink{}
+	c.timerAt = 0
 }
 
 // advance processes every tick up to now, calling fire for each connection
@@ -69,7 +83,7 @@ func (w *wheel) advance(now int64, fire func(*Conn)) {
 		c := w.slots[w.now%wheelSlots]
 		for c != nil {
 			next := c.timer.next
-			if c.timer.at <= w.now {
+			if due(c.timerAt, w.now) {
 				w.remove(c)
 				fire(c)
 			}

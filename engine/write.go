@@ -262,7 +262,7 @@ func (c *Conn) sendLoop(f outFrame) error {
 	// at once and costs far less than the write it saves. A frame too big
 	// to batch flushes the batch first, so the order holds.
 	var err error
-	if c.inTraffic && size <= batchMax {
+	if c.is(flagInTraffic) && size <= batchMax {
 		if frame != nil {
 			l.batch = append(l.batch, frame...)
 		} else {
