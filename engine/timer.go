@@ -18,8 +18,9 @@ type timerLink struct {
 
 // maxAhead bounds how far ahead a connection is armed: deadlines are kept
 // in 32 bits and compared modulo 2³², which holds within 2³¹ ticks. A
-// later one is armed at the bound (62 days at the finest tick, 5 ms), and
-// onTimer re-arms a keepalive that fires before its time.
+// later one is armed at the bound (62 days at the finest tick, 5 ms):
+// onTimer re-arms a keepalive that fires before its time, and a handshake
+// or close timeout longer than that ends at the bound.
 const maxAhead = 1 << 30
 
 // due reports whether tick at has come by tick now, modulo 2³².
