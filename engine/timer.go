@@ -10,6 +10,7 @@ const wheelSlots = 256
 // timerLink is the intrusive part of a connection that the wheel strings
 // into its slot lists, so arming a timer allocates nothing and an idle
 // connection has no timer object of its own.
+//
 // The tick itself is Conn.timerAt: 32 bits, which pack beside the Conn's
 // other 32-bit fields where an int64 here would cost a word of its own.
 type timerLink struct {
