@@ -24,7 +24,7 @@ type Conn struct {
 	// (TestConnSize).
 	state    connState
 	client   bool             // the client role: our frames are masked, the peer's must not be; any goroutine reads it
-	flags    connFlags        // flagInTraffic, flagWantClose, flagNotified, flagInFrame: the loop's only
+	flags    connFlags        // flagInTraffic, flagWantClose, flagNotified, flagInFrame, flagAwaitEnd: the loop's only
 	maskPos  uint8            // key position for the next payload byte
 	msgOp    codec.Opcode     // first frame's opcode while a message is in progress, else 0
 	paused   uint8            // why reading is held back (limits.go); 0: reading
@@ -84,6 +84,7 @@ const (
 	flagWantClose                       // close the socket when OnTraffic returns
 	flagNotified                        // Handler.OnClose has been called
 	flagInFrame                         // a frame's payload is being read
+	flagAwaitEnd                        // client: the close handshake is done; the server closes the socket
 )
 
 func (c *Conn) is(f connFlags) bool { return c.flags&f != 0 }

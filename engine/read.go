@@ -20,6 +20,12 @@ func (c *Conn) readFrames() gnet.Action {
 		if c.closing() {
 			return gnet.Close
 		}
+		if c.is(flagAwaitEnd) {
+			// Nothing may follow the server's Close: drop what does and
+			// keep waiting for the server's end of the TCP connection.
+			c.skip(c.inbound())
+			return gnet.None
+		}
 		if c.paused != 0 {
 			return gnet.None // read backpressure (limits.go): the bytes wait in gnet
 		}

@@ -27,6 +27,10 @@ import (
 //	                  ▼  gnet's OnClose → c.socketClosed()
 //	             stateClosed: resources released, Handler.OnClose once
 //
+// A client whose close handshake is done stays in stateClosing with
+// flagAwaitEnd set, discarding input, until the server closes the socket
+// or the close timer fires (closeReceived says why).
+//
 // Beside the state, three flags say what the rest of the engine may do:
 // closed (atomic, read by any goroutine) is set as soon as no more user
 // writes are accepted, that is once a Close was sent or requested or the
@@ -85,7 +89,20 @@ func (c *Conn) closeReceived(code codec.StatusCode, reason []byte) {
 	if c.state == stateOpen {
 		c.sendClose(closeEchoCode(code), string(reason))
 	}
-	c.abort(&codec.CloseError{Code: code, Reason: string(reason)})
+	err := &codec.CloseError{Code: code, Reason: string(reason)}
+	if c.client && c.state == stateClosing {
+		// RFC 6455 §7.1.1: the server closes the TCP connection first, so
+		// that TIME_WAIT stays with it and not with the client, whose
+		// address and port would otherwise be held for a minute. A client
+		// redialling many connections from few addresses (every client of
+		// a restarting server) otherwise finds its dials slowed by its own
+		// TIME_WAIT sockets. The close timer (armed with our Close) bounds
+		// the wait for a server that never closes.
+		c.setCloseErr(err)
+		c.flags |= flagAwaitEnd
+		return
+	}
+	c.abort(err)
 }
 
 // fail sends a Close with the error's code (1002 unless the error says
