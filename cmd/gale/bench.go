@@ -118,6 +118,12 @@ type benchResult struct {
 	DropSpanS               float64 `json:"drop_span_s,omitempty"`
 	LastBackAfterFirstDropS float64 `json:"last_back_after_first_drop_s,omitempty"`
 	LastBackAfterDropS      float64 `json:"last_back_after_last_drop_s,omitempty"`
+	// The longest one connection took from its drop to being back, the
+	// longest a redial waited for a dialling slot, and how many took more
+	// than a second.
+	RedialMaxS     float64 `json:"redial_max_s,omitempty"`
+	RedialWaitMaxS float64 `json:"redial_wait_max_s,omitempty"`
+	RedialSlow     int64   `json:"redial_over_1s,omitempty"`
 	// The kernel: TCP sockets and their buffer memory (/proc/net/sockstat),
 	// and the growth of unreclaimable slab and of all used memory.
 	Sockstat        *sockstat `json:"sockstat,omitempty"`
@@ -750,6 +756,11 @@ func writeMarkdown(w io.Writer, r *benchResult) {
 			add("dropped", fmt.Sprintf("%d %v", r.Dropped, r.DropCodes))
 			add("redialled", strconv.FormatInt(r.Redials, 10))
 			add("redial failures", strconv.FormatInt(r.RedialFails, 10))
+			if r.Redials > 0 {
+				add("last back after last drop s", fmt.Sprintf("%.2f", r.LastBackAfterDropS))
+				add("longest redial s", fmt.Sprintf("%.2f", r.RedialMaxS))
+				add("redials over 1 s", strconv.FormatInt(r.RedialSlow, 10))
+			}
 		}
 	}
 	if r.Mode != "idle" {

@@ -53,9 +53,12 @@ type childStats struct {
 	Redials     int64            `json:"redials"`
 	RedialFails int64            `json:"redial_fails"`
 	FirstErr    string           `json:"first_err,omitempty"`
-	FirstDropNs int64            `json:"first_drop_ns"` // Unix ns of the first drop
-	LastDropNs  int64            `json:"last_drop_ns"`  // Unix ns of the last drop
-	LastBackNs  int64            `json:"last_back_ns"`  // Unix ns of the last successful redial
+	FirstDropNs int64            `json:"first_drop_ns"`      // Unix ns of the first drop
+	LastDropNs  int64            `json:"last_drop_ns"`       // Unix ns of the last drop
+	LastBackNs  int64            `json:"last_back_ns"`       // Unix ns of the last successful redial
+	RedialMaxNs int64            `json:"redial_max_ns"`      // the longest from a drop to its connection back
+	RedialWait  int64            `json:"redial_wait_max_ns"` // the longest a redial waited for a dialling slot
+	RedialSlow  int64            `json:"redial_slow"`        // redials back more than a second after their drop
 }
 
 const idleHelp = `Opens -conns connections from child processes (-per-child each, -parallel of
@@ -70,7 +73,8 @@ the kernel's socket counts and memory from /proc/net/sockstat and the change of
 unreclaimable slab memory (the kernel's own per-socket structures).
 With -reconnect, a connection the server closes is dialled again at once;
 the report says how many were dropped, with which close codes, how many
-redials failed, and how long after the last drop the last one was back.
+redials failed, how long after the last drop the last one was back, and the
+longest any one connection took from its drop to being open again.
 With -sse, the connections are Server-Sent Events streams: a GET of the -url's
 host and path (ws:// only) with Accept: text/event-stream, held open and read
 (gale serve -sse PATH serves them); the final check counts the streams still
@@ -261,6 +265,9 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		r.DropSpanS = float64(st.LastDropNs-st.FirstDropNs) / 1e9
 		r.LastBackAfterFirstDropS = float64(st.LastBackNs-st.FirstDropNs) / 1e9
 		r.LastBackAfterDropS = float64(st.LastBackNs-st.LastDropNs) / 1e9
+		r.RedialMaxS = float64(st.RedialMaxNs) / 1e9
+		r.RedialWaitMaxS = float64(st.RedialWait) / 1e9
+		r.RedialSlow = st.RedialSlow
 	}
 	// A drop that was redialled is not a lost connection; one that was
 	// not, or a connection that did not answer, is.
@@ -411,6 +418,9 @@ func sumStats(kids []*idleKid) childStats {
 			sum.FirstDropNs = st.FirstDropNs
 		}
 		sum.LastBackNs = max(sum.LastBackNs, st.LastBackNs)
+		sum.RedialMaxNs = max(sum.RedialMaxNs, st.RedialMaxNs)
+		sum.RedialWait = max(sum.RedialWait, st.RedialWait)
+		sum.RedialSlow += st.RedialSlow
 		if sum.FirstErr == "" {
 			sum.FirstErr = st.FirstErr
 		}
@@ -604,9 +614,11 @@ type idleHolder struct {
 	reconnect bool
 	holdCounts
 
-	redials, redialFails atomic.Int64
-	answered             atomic.Int64 // pongs to the check's pings
-	lastBack             atomic.Int64
+	redials, redialFails  atomic.Int64
+	redialMax, redialWait atomic.Int64 // ns: drop to back, drop to a dialling slot
+	redialSlow            atomic.Int64
+	answered              atomic.Int64 // pongs to the check's pings
+	lastBack              atomic.Int64
 
 	// redialing bounds the redials in flight: a reload closes thousands of
 	// connections within seconds, and each dial holds two descriptors for
@@ -667,21 +679,27 @@ func (h *idleHolder) OnClose(c *engine.Conn, err error) {
 	h.conns[s.i] = nil
 	h.mu.Unlock()
 	if h.reconnect {
-		go h.redial(s.i)
+		go h.redial(s.i, time.Now())
 	}
 }
 
 // redial dials slot i again until it succeeds (for at most a minute),
 // counting every failure: a client of a restarting server must never be
 // refused.
-func (h *idleHolder) redial(i int) {
+func (h *idleHolder) redial(i int, dropped time.Time) {
 	h.redialing <- struct{}{}
 	defer func() { <-h.redialing }()
+	storeMax(&h.redialWait, int64(time.Since(dropped)))
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && !h.quitting.Load(); {
 		err := h.dial(i)
 		if err == nil {
 			h.redials.Add(1)
 			h.lastBack.Store(time.Now().UnixNano())
+			took := time.Since(dropped)
+			storeMax(&h.redialMax, int64(took))
+			if took > time.Second {
+				h.redialSlow.Add(1)
+			}
 			return
 		}
 		if h.redialFails.Add(1) == 1 {
@@ -695,7 +713,8 @@ func (h *idleHolder) redial(i int) {
 
 func (h *idleHolder) stats() childStats {
 	st := childStats{Open: h.open.Load(), Dropped: h.dropped.Load(), Redials: h.redials.Load(),
-		RedialFails: h.redialFails.Load(), FirstDropNs: h.firstDrop.Load(), LastDropNs: h.lastDrop.Load(), LastBackNs: h.lastBack.Load()}
+		RedialFails: h.redialFails.Load(), FirstDropNs: h.firstDrop.Load(), LastDropNs: h.lastDrop.Load(), LastBackNs: h.lastBack.Load(),
+		RedialMaxNs: h.redialMax.Load(), RedialWait: h.redialWait.Load(), RedialSlow: h.redialSlow.Load()}
 	h.mu.Lock()
 	st.FirstErr = h.firstErr
 	for code, n := range h.codes {
@@ -835,4 +854,10 @@ func readHostMem() hostMem {
 		m.usedKB = total - avail
 	}
 	return m
+}
+
+// storeMax raises m to v if v is larger.
+func storeMax(m *atomic.Int64, v int64) {
+	for old := m.Load(); v > old && !m.CompareAndSwap(old, v); old = m.Load() {
+	}
 }
