@@ -9,7 +9,8 @@
 set -eu
 gale=$1 what=$2 conns=$3 procs=$4 drain=$5 out=$6 hold=${7:-45s}
 port=$((20000 + $$ % 10000))
-"$gale" serve -addr 127.0.0.1:$port -procs "$procs" -loops 1 -stats 0 -drain "$drain" >/dev/null 2>"$out.serve.err" &
+: >"$out.serve.err" # appended to by the server and by this script alike
+"$gale" serve -addr 127.0.0.1:$port -procs "$procs" -loops 1 -stats 0 -drain "$drain" >/dev/null 2>>"$out.serve.err" &
 sv=$!
 trap 'kill -TERM $sv 2>/dev/null; wait $sv 2>/dev/null || true' EXIT
 sleep 1
