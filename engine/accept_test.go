@@ -228,7 +228,22 @@ func (s *fdServer) settledFDs(t testing.TB) int {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return s.fds(t)
+	// gnet calls OnClose, which counts the connection out, before it
+	// closes the socket: wait until the count holds still for 200 ms, or
+	// the baseline may include the warm-up's socket.
+	n, same := s.fds(t), 0
+	for same < 10 {
+		if time.Now().After(deadline) {
+			t.Fatal("the server's descriptor count never settled")
+		}
+		time.Sleep(20 * time.Millisecond)
+		if m := s.fds(t); m == n {
+			same++
+		} else {
+			n, same = m, 0
+		}
+	}
+	return n
 }
 
 // waitFDs waits for the child's descriptors to come back to baseline.
