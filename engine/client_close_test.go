@@ -105,8 +105,8 @@ func TestEventLoopClientLeavesTCPCloseToServer(t *testing.T) {
 	}
 }
 
-// readMaskedFrame reads one masked client frame and returns it unmasked;
-// unlike readClientFrame it returns errors, for a server goroutine.
+// readMaskedFrame reads one client frame and returns it unmasked. It
+// returns errors rather than failing the test, for server goroutines.
 func readMaskedFrame(br *bufio.Reader) (codec.Header, []byte, error) {
 	hdr := make([]byte, 0, codec.MaxHeaderLen)
 	for {

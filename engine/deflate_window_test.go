@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -273,14 +272,16 @@ func testClientWindow(t *testing.T, bits int, takeover bool) {
 	msgs := windowTraps(bits)
 	var hs []codec.Header
 	var ps [][]byte
-	buf := make([]byte, 64<<10)
 	for _, m := range msgs {
 		nc.SetDeadline(time.Now().Add(rawWait))
 		if _, err := nc.Write(codec.AppendFrame(nil, codec.Header{Fin: true, Opcode: codec.OpBinary}, m)); err != nil {
 			t.Fatal(err)
 		}
-		h, p := readClientFrame(t, nc.(*bufConn).br, buf)
-		hs, ps = append(hs, h), append(ps, bytes.Clone(p))
+		h, p, err := readMaskedFrame(nc.(*bufConn).br)
+		if err != nil || !h.Masked {
+			t.Fatalf("client frame header %+v: %v", h, err)
+		}
+		hs, ps = append(hs, h), append(ps, p)
 	}
 	checkWindowFrames(t, bits, takeover, msgs, hs, ps)
 	checkKept(t, b, bits, takeover, len(msgs))
@@ -293,36 +294,6 @@ type bufConn struct {
 }
 
 func (c *bufConn) Read(p []byte) (int, error) { return c.br.Read(p) }
-
-// readClientFrame reads one masked client frame into buf and unmasks it.
-func readClientFrame(t testing.TB, br *bufio.Reader, buf []byte) (codec.Header, []byte) {
-	t.Helper()
-	b, err := br.Peek(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 6
-	switch b[1] & 0x7F {
-	case 126:
-		n += 2
-	case 127:
-		n += 8
-	}
-	if b, err = br.Peek(n); err != nil {
-		t.Fatal(err)
-	}
-	h, n, err := codec.DecodeFrameHeader(b)
-	if err != nil || !h.Masked || h.Length > int64(len(buf)) {
-		t.Fatalf("client frame header %+v %v", h, err)
-	}
-	br.Discard(n)
-	p := buf[:h.Length]
-	if _, err := io.ReadFull(br, p); err != nil {
-		t.Fatal(err)
-	}
-	codec.Mask(p, h.Mask, 0)
-	return h, p
-}
 
 // windowPeer is a third-party peer script (testdata/window_peer.*).
 type windowPeer struct {

@@ -47,18 +47,18 @@ var checkPayload = []byte("gale-bench-check")
 
 // childStats is what a child reports on "stats".
 type childStats struct {
-	Open        int64            `json:"open"`
-	Dropped     int64            `json:"dropped"` // closed by the server or the network
-	Codes       map[string]int64 `json:"codes,omitempty"`
-	Redials     int64            `json:"redials"`
-	RedialFails int64            `json:"redial_fails"`
-	FirstErr    string           `json:"first_err,omitempty"`
-	FirstDropNs int64            `json:"first_drop_ns"`      // Unix ns of the first drop
-	LastDropNs  int64            `json:"last_drop_ns"`       // Unix ns of the last drop
-	LastBackNs  int64            `json:"last_back_ns"`       // Unix ns of the last successful redial
-	RedialMaxNs int64            `json:"redial_max_ns"`      // the longest from a drop to its connection back
-	RedialWait  int64            `json:"redial_wait_max_ns"` // the longest a redial waited for a dialling slot
-	RedialSlow  int64            `json:"redial_slow"`        // redials back more than a second after their drop
+	Open         int64            `json:"open"`
+	Dropped      int64            `json:"dropped"` // closed by the server or the network
+	Codes        map[string]int64 `json:"codes,omitempty"`
+	Redials      int64            `json:"redials"`
+	RedialFails  int64            `json:"redial_fails"`
+	FirstErr     string           `json:"first_err,omitempty"`
+	FirstDropNs  int64            `json:"first_drop_ns"`      // Unix ns of the first drop
+	LastDropNs   int64            `json:"last_drop_ns"`       // Unix ns of the last drop
+	LastBackNs   int64            `json:"last_back_ns"`       // Unix ns of the last successful redial
+	RedialMaxNs  int64            `json:"redial_max_ns"`      // the longest from a drop to its connection back
+	RedialWaitNs int64            `json:"redial_wait_max_ns"` // the longest a redial waited for a dialling slot
+	RedialSlow   int64            `json:"redial_slow"`        // redials back more than a second after their drop
 }
 
 const idleHelp = `Opens -conns connections from child processes (-per-child each, -parallel of
@@ -266,7 +266,7 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		r.LastBackAfterFirstDropS = float64(st.LastBackNs-st.FirstDropNs) / 1e9
 		r.LastBackAfterDropS = float64(st.LastBackNs-st.LastDropNs) / 1e9
 		r.RedialMaxS = float64(st.RedialMaxNs) / 1e9
-		r.RedialWaitMaxS = float64(st.RedialWait) / 1e9
+		r.RedialWaitMaxS = float64(st.RedialWaitNs) / 1e9
 		r.RedialSlow = st.RedialSlow
 	}
 	// A drop that was redialled is not a lost connection; one that was
@@ -419,7 +419,7 @@ func sumStats(kids []*idleKid) childStats {
 		}
 		sum.LastBackNs = max(sum.LastBackNs, st.LastBackNs)
 		sum.RedialMaxNs = max(sum.RedialMaxNs, st.RedialMaxNs)
-		sum.RedialWait = max(sum.RedialWait, st.RedialWait)
+		sum.RedialWaitNs = max(sum.RedialWaitNs, st.RedialWaitNs)
 		sum.RedialSlow += st.RedialSlow
 		if sum.FirstErr == "" {
 			sum.FirstErr = st.FirstErr
@@ -723,7 +723,7 @@ func (h *idleHolder) redial(i int, dropped time.Time) {
 func (h *idleHolder) stats() childStats {
 	st := childStats{Open: h.open.Load(), Dropped: h.dropped.Load(), Redials: h.redials.Load(),
 		RedialFails: h.redialFails.Load(), FirstDropNs: h.firstDrop.Load(), LastDropNs: h.lastDrop.Load(), LastBackNs: h.lastBack.Load(),
-		RedialMaxNs: h.redialMax.Load(), RedialWait: h.redialWait.Load(), RedialSlow: h.redialSlow.Load()}
+		RedialMaxNs: h.redialMax.Load(), RedialWaitNs: h.redialWait.Load(), RedialSlow: h.redialSlow.Load()}
 	h.mu.Lock()
 	st.FirstErr = h.firstErr
 	for code, n := range h.codes {
