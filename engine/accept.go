@@ -209,6 +209,7 @@ func (a *acceptor) handOver(nc net.Conn) error {
 	if a.hsSlots != nil {
 		return a.handshake(nc) // tls.go: the hand-over follows the handshake
 	}
+	compactAddrs(nc)
 	if _, err := a.gcli.EnrollContext(nc, nil); err != nil {
 		a.shed.Add(1)
 		return fmt.Errorf("gale: hand-over to a loop: %w", err)

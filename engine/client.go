@@ -157,6 +157,7 @@ func (cl *Client) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 		t.dial = d
 		gctx = t
 	}
+	compactAddrs(nc)
 	gc, err := cl.gcli.EnrollContext(nc, gctx) // closes nc: gnet works on a dup
 	if err != nil {
 		return nil, fmt.Errorf("gale: dial %s: %w", hostPort, err)

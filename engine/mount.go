@@ -215,6 +215,7 @@ func (s *Server) handOver(nc net.Conn, m *mounted) {
 		s.refuseHijacked(nc, http.StatusServiceUnavailable, bodyClosed, -1)
 		return
 	}
+	compactAddrs(nc)
 	if _, err := s.gcli.EnrollContext(nc, m); err != nil {
 		s.mount.shed.Add(1)
 		s.warnOnce(warnShed, "gale: ServeHTTP could not hand a connection to an event loop; it was closed (Stats.AcceptShed counts them)",

@@ -571,6 +571,7 @@ func (a *acceptor) handshake(nc net.Conn) error {
 			nc.Close()
 			return
 		}
+		compactAddrs(nc)
 		if _, err := a.gcli.EnrollContext(nc, t); err != nil {
 			a.shed.Add(1)
 			s.cfg.Logger.Warn("gale: could not hand a TLS connection to an event loop; it was closed",

@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"net"
+	"testing"
+	"unsafe"
+)
+
+// TestConnAddrsCompact: the addresses an accepted connection keeps no
+// longer point into the socket addresses Go's accept allocated, on each
+// path a socket takes to a loop: every connection's local IP is one shared
+// copy, each remote IP a copy of exactly its bytes, and both still print
+// as the socket's addresses.
+func TestConnAddrsCompact(t *testing.T) {
+	for _, path := range []string{"accepted", "tls", "mounted"} {
+		t.Run(path, func(t *testing.T) {
+			h := newAPIHandler()
+			var url, local string
+			var opts *DialOptions
+			switch path {
+			case "accepted":
+				srv := startServer(t, h, Config{})
+				url, local = wsURL(srv), srv.Addr().String()
+			case "tls":
+				srv := startTLSServer(t, h, Config{})
+				url, local = wssURL(srv), srv.Addr().String()
+				opts = &DialOptions{TLSConfig: testCerts(t).client()}
+			case "mounted":
+				_, hs := mountServer(t, h, Config{})
+				url, local = mountURL(hs), hs.Listener.Addr().String()
+			}
+			var conns []*Conn
+			for range 3 {
+				c, err := Dial(t.Context(), url, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.CloseNow()
+				sc := recv(t, h.opened, "OnOpen")
+				if got, want := sc.RemoteAddr().String(), c.LocalAddr().String(); got != want {
+					t.Fatalf("server sees remote %s, the client dialled from %s", got, want)
+				}
+				if got := sc.LocalAddr().String(); got != local {
+					t.Fatalf("server sees local %s, listening on %s", got, local)
+				}
+				conns = append(conns, sc)
+			}
+			ipOf := func(a net.Addr) net.IP { return a.(*net.TCPAddr).IP }
+			first := unsafe.SliceData(ipOf(conns[0].LocalAddr()))
+			for i, sc := range conns {
+				if p := unsafe.SliceData(ipOf(sc.LocalAddr())); p != first {
+					t.Errorf("connection %d: local IP at %p, not the shared copy at %p", i, p, first)
+				}
+				if rip := ipOf(sc.RemoteAddr()); len(rip) != 4 || cap(rip) != 4 {
+					t.Errorf("connection %d: remote IP len %d cap %d, want its 4 bytes alone", i, len(rip), cap(rip))
+				}
+			}
+		})
+	}
+}
+
+// TestCompactTCPAddrsZone: each address gets a zone string of its own
+// (gnet recycles a closed connection's zone bytes) with the same text.
+func TestCompactTCPAddrsZone(t *testing.T) {
+	zone := "eth0"
+	la := &net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 80, Zone: zone}
+	ra := &net.TCPAddr{IP: net.ParseIP("fe80::2"), Port: 5000, Zone: zone}
+	compactTCPAddrs(la, ra)
+	for _, a := range []*net.TCPAddr{la, ra} {
+		if a.Zone != zone {
+			t.Errorf("zone %q, want %q", a.Zone, zone)
+		}
+		if unsafe.StringData(a.Zone) == unsafe.StringData(zone) {
+			t.Errorf("%s shares its zone's bytes with the caller's string", a)
+		}
+		if len(a.IP) != net.IPv6len || cap(a.IP) != net.IPv6len {
+			t.Errorf("%s: IP len %d cap %d", a, len(a.IP), cap(a.IP))
+		}
+	}
+	if la.String() != "[fe80::1%eth0]:80" || ra.String() != "[fe80::2%eth0]:5000" {
+		t.Errorf("addresses print as %s and %s", la, ra)
+	}
+}
