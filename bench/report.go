@@ -507,7 +507,7 @@ func writeVerdicts(w io.Writer, vs []verdict) {
 	fmt.Fprintln(w, "|---|---|--:|---|---|---|")
 	for _, v := range vs {
 		val := fmt.Sprintf("%.2fx", v.Value)
-		if v.Metric == "server RSS per idle connection, KiB" {
+		if strings.HasSuffix(v.Metric, ", KiB") { // an absolute target, not a ratio
 			val = fmt.Sprintf("%.2f KiB", v.Value)
 		}
 		met := "no"

@@ -178,3 +178,21 @@ func at(l []string, i int) string {
 	}
 	return "(end)"
 }
+
+// TestIdleVerdictInKiB: the idle target is absolute, so the table shows
+// Gale's figure in KiB on either reading, not as a ratio.
+func TestIdleVerdictInKiB(t *testing.T) {
+	for _, end := range []float64{0, 0.93} {
+		s := summary{Scenario: "idle", Impl: "gale", Runs: 1, KiBPerConn: stat{N: 1, Med: 0.99}}
+		want := "| 0.99 KiB |"
+		if end > 0 {
+			s.KiBEnd = stat{N: 1, Med: end}
+			want = "| 0.93 KiB |"
+		}
+		var b strings.Builder
+		writeVerdicts(&b, verdicts([]summary{s}))
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("end reading %v: want %q in\n%s", end, want, b.String())
+		}
+	}
+}
