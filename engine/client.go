@@ -221,11 +221,12 @@ func (s *Server) newClientConn(gc gnet.Conn, d *dialing) *Conn {
 		d.done <- dialResult{err: ErrServerClosed}
 		return nil
 	}
-	c := &Conn{gc: gc, loop: l, client: true, laddr: gc.LocalAddr(), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
-	c.hs.dial = d
 	// EnrollContext put d (or its tlsConn) in gnet's safe context too,
-	// which would keep the dial's request for the connection's life.
-	gc.SetSafeContext(nil)
+	// which would keep the dial's request for the connection's life;
+	// trimGnetConn clears it. A client's local ports differ, so its local
+	// address is not shared.
+	c := &Conn{gc: gc, loop: l, client: true, laddr: trimGnetConn(gc, false), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
+	c.hs.dial = d
 	gc.SetContext(c)
 	s.register(l, c)
 	return c

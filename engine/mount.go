@@ -270,11 +270,9 @@ func (s *Server) openMounted(gc gnet.Conn, m *mounted) ([]byte, gnet.Action) {
 	if s.stopping.Load() {
 		return nil, gnet.Close
 	}
-	// EnrollContext put m in the safe context too; a nil there costs what
-	// the listener's connections pay, m would be kept for the connection's
-	// life.
-	gc.SetSafeContext(nil)
-	c := &Conn{gc: gc, loop: l, laddr: gc.LocalAddr(), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
+	// EnrollContext put m in gnet's safe context too, which would keep it
+	// for the connection's life; trimGnetConn clears it.
+	c := &Conn{gc: gc, loop: l, laddr: trimGnetConn(gc, true), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
 	c.hs.mount = m
 	gc.SetContext(c)
 	if len(m.prefix) > 0 {

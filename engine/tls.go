@@ -619,8 +619,9 @@ func (s *Server) openTLS(gc gnet.Conn, t *tlsConn) ([]byte, gnet.Action) {
 	if s.stopping.Load() {
 		return nil, gnet.Close
 	}
-	gc.SetSafeContext(nil) // EnrollContext put t there too, for the connection's life
-	c := &Conn{loop: l, laddr: gc.LocalAddr(), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
+	// EnrollContext put t in gnet's safe context too, for the connection's
+	// life; trimGnetConn clears it.
+	c := &Conn{loop: l, laddr: trimGnetConn(gc, true), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
 	t.attach(gc, c)
 	gc.SetContext(c)
 	s.register(l, c)
