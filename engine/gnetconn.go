@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 )
 
 // A socket handed to gnet through EnrollContext costs more than one gnet
@@ -53,23 +54,15 @@ func learnGnetLayout(gc gnet.Conn) {
 		return
 	}
 	s := t.Elem()
-	field := func(name string, want reflect.Type, ok func(reflect.Type) bool) (uintptr, bool) {
+	field := func(name string, want reflect.Type) (uintptr, bool) {
 		f, found := s.FieldByName(name)
-		if !found || len(f.Index) != 1 {
-			return 0, false
-		}
-		if want != nil {
-			return f.Offset, f.Type == want
-		}
-		return f.Offset, ok(f.Type)
+		return f.Offset, found && len(f.Index) == 1 && f.Type == want
 	}
 	var f gnetFields
 	var ok1, ok2, ok3 bool
-	f.remote, ok1 = field("remote", nil, func(t reflect.Type) bool {
-		return t.Kind() == reflect.Interface && t.Name() == "Sockaddr" && t.PkgPath() == "golang.org/x/sys/unix"
-	})
-	f.localAddr, ok2 = field("localAddr", reflect.TypeFor[net.Addr](), nil)
-	f.ctxBox, ok3 = field("safeCtx", reflect.TypeFor[atomic.Pointer[any]](), nil)
+	f.remote, ok1 = field("remote", reflect.TypeFor[unix.Sockaddr]())
+	f.localAddr, ok2 = field("localAddr", reflect.TypeFor[net.Addr]())
+	f.ctxBox, ok3 = field("safeCtx", reflect.TypeFor[atomic.Pointer[any]]())
 	if ok1 && ok2 && ok3 {
 		f.typ = t
 		gnetLayout = f
@@ -93,7 +86,7 @@ func trimGnetConn(gc gnet.Conn, shareLocal bool) net.Addr {
 	}
 	p := reflect.ValueOf(gc).UnsafePointer()
 	if _, tcp := gc.RemoteAddr().(*net.TCPAddr); tcp {
-		*(*any)(unsafe.Add(p, f.remote)) = nil // an interface's two words, as unix.Sockaddr's
+		*(*unix.Sockaddr)(unsafe.Add(p, f.remote)) = nil
 	}
 	(*atomic.Pointer[any])(unsafe.Add(p, f.ctxBox)).Store(nil)
 	if a, ok := la.(*net.TCPAddr); ok && shareLocal {

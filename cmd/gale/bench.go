@@ -100,12 +100,18 @@ type benchResult struct {
 	// ramp's garbage to the system.
 	ServerRSSHeld  int64   `json:"server_rss_held_kb,omitempty"`
 	RSSPerConnHeld float64 `json:"rss_per_conn_held_bytes,omitempty"`
-	ServerProcs    int     `json:"server_procs,omitempty"`
-	Children       int     `json:"children,omitempty"`
-	RampS          float64 `json:"ramp_s,omitempty"`
-	RampPerS       float64 `json:"ramp_conns_per_s,omitempty"`
-	DialRetries    int     `json:"dial_retries,omitempty"`
-	CheckS         float64 `json:"check_s,omitempty"`
+	// The same readings of RssAnon, the server's private memory: VmRSS
+	// without the executable's pages, which its processes share.
+	ServerAnonBefore int64   `json:"server_anon_before_kb,omitempty"`
+	ServerAnonHeld   int64   `json:"server_anon_held_kb,omitempty"`
+	AnonPerConn      float64 `json:"anon_per_conn_bytes,omitempty"`
+	AnonPerConnHeld  float64 `json:"anon_per_conn_held_bytes,omitempty"`
+	ServerProcs      int     `json:"server_procs,omitempty"`
+	Children         int     `json:"children,omitempty"`
+	RampS            float64 `json:"ramp_s,omitempty"`
+	RampPerS         float64 `json:"ramp_conns_per_s,omitempty"`
+	DialRetries      int     `json:"dial_retries,omitempty"`
+	CheckS           float64 `json:"check_s,omitempty"`
 	// AliveWithin10s is how many answered within 10 s of the check's start.
 	AliveWithin10s int              `json:"alive_within_10s,omitempty"`
 	Dropped        int64            `json:"dropped,omitempty"`
@@ -744,6 +750,7 @@ func writeMarkdown(w io.Writer, r *benchResult) {
 			add("server RSS/conn (B)", fmt.Sprintf("%.0f", r.RSSPerConn))
 			add("after hold MiB", fmt.Sprintf("%.1f", float64(r.ServerRSSHeld)/1024))
 			add("after hold RSS/conn (B)", fmt.Sprintf("%.0f", r.RSSPerConnHeld))
+			add("private (RssAnon)/conn (B)", fmt.Sprintf("%.0f after ramp, %.0f after hold", r.AnonPerConn, r.AnonPerConnHeld))
 			add("server idle CPU %", fmt.Sprintf("%.2f", r.IdleCPUPercent))
 		}
 		if k := r.Sockstat; k != nil {
@@ -865,21 +872,29 @@ func hostCPU() (busy, total uint64) {
 }
 
 // procRSS returns VmRSS of process pid in KiB (0 when unknown).
-func procRSS(pid int) int64 {
+func procRSS(pid int) int64 { return procStatus(pid)["VmRSS:"] }
+
+// procStatus returns the kB fields of /proc/<pid>/status by their names
+// with the colon ("VmRSS:"); nil when unknown.
+func procStatus(pid int) map[string]int64 {
 	if pid <= 0 {
-		return 0
+		return nil
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0
+		return nil
 	}
+	m := make(map[string]int64)
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
+		name, v, ok := strings.Cut(line, "\t")
+		if !ok || !strings.HasSuffix(v, " kB") {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(v, " kB")), 10, 64); err == nil {
+			m[name] = n
 		}
 	}
-	return 0
+	return m
 }
 
 // raiseFileLimit lifts the soft open-files limit to the hard one: a load

@@ -129,7 +129,7 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	mem0 := readHostMem()
-	rss0, _ := treeRSS(c.pid)
+	rss0, anon0, _ := treeRSS(c.pid)
 
 	// The ramp: children started -parallel at a time, each as the previous
 	// ones report ready.
@@ -227,12 +227,12 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 	pollStats := func() childStats { st := sumStats(live); statsMu.Lock(); lastStats = st; statsMu.Unlock(); return st }
 	pollStats()
 	sleepPolling(*settle, pollStats)
-	rss1, procs := treeRSS(c.pid)
+	rss1, anon1, procs := treeRSS(c.pid)
 	mem1 := readHostMem()
 	cpu0 := treeCPU(c.pid)
 	sleepPolling(c.duration, pollStats)
 	cpu1 := treeCPU(c.pid)
-	rss2, _ := treeRSS(c.pid)
+	rss2, anon2, _ := treeRSS(c.pid)
 	st := pollStats()
 	stopProgress()
 
@@ -289,6 +289,9 @@ func benchIdle(args []string, stdout, stderr io.Writer) int {
 		r.RSSPerConnTotal = float64(rss1) * 1024 / float64(held)
 		r.ServerRSSHeld = rss2
 		r.RSSPerConnHeld = float64(rss2-rss0) * 1024 / float64(held)
+		r.ServerAnonBefore, r.ServerAnonHeld = anon0, anon2
+		r.AnonPerConn = float64(anon1-anon0) * 1024 / float64(held)
+		r.AnonPerConnHeld = float64(anon2-anon0) * 1024 / float64(held)
 		r.IdleCPUPercent = 100 * (cpu1 - cpu0).Seconds() / c.duration.Seconds()
 	}
 	return report(stdout, stderr, &r, c.json)
@@ -773,14 +776,20 @@ func (h *idleHolder) check(timeout time.Duration) (answered, within10 int) {
 	return a, w
 }
 
-// treeRSS returns the summed VmRSS (KiB) of pid and all its descendants,
-// and how many processes that is.
-func treeRSS(pid int) (kb int64, procs int) {
+// treeRSS returns the summed VmRSS and RssAnon (KiB) of pid and all its
+// descendants, and how many processes that is. VmRSS also counts the
+// pages of the executable each process has touched, which the workers of
+// one binary share: summed, they are counted once per process, and grow
+// as code runs for the first time, so RssAnon (heap, stacks, the
+// runtime's own) is the part that is each process's alone.
+func treeRSS(pid int) (kb, anon int64, procs int) {
 	for _, p := range procTree(pid) {
-		kb += procRSS(p)
+		st := procStatus(p)
+		kb += st["VmRSS:"]
+		anon += st["RssAnon:"]
 		procs++
 	}
-	return kb, procs
+	return kb, anon, procs
 }
 
 // treeCPU returns the CPU time of pid and all its descendants.

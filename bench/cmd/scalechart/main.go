@@ -33,6 +33,8 @@ type result struct {
 	RSSBeforeKB     int64   `json:"server_rss_before_kb"`
 	RSSAfterKB      int64   `json:"server_rss_after_kb"`
 	RSSPerConn      float64 `json:"rss_per_conn_bytes"`
+	RSSPerConnHeld  float64 `json:"rss_per_conn_held_bytes"`
+	AnonPerConnHeld float64 `json:"anon_per_conn_held_bytes"`
 	CPUPercent      float64 `json:"server_idle_cpu_percent"`
 	RampPerS        float64 `json:"ramp_conns_per_s"`
 	CheckS          float64 `json:"check_s"`
@@ -90,18 +92,28 @@ func main() {
 		"server RSS growth":              col(func(r result) float64 { return mib(r.RSSAfterKB - r.RSSBeforeKB) }),
 		"kernel slab growth (2 sockets)": col(func(r result) float64 { return mib(r.SlabDeltaKB) }),
 	}))
-	must(line(filepath.Join(dir, "per-conn.svg"), "bytes per connection (flat is the goal)", xs, map[string][]float64{
+	perConn := map[string][]float64{
 		"server RSS growth / conn":              col(func(r result) float64 { return r.RSSPerConn }),
 		"kernel slab growth / conn (both ends)": col(func(r result) float64 { return 1024 * float64(r.SlabDeltaKB) / float64(r.Held) }),
-	}))
+	}
+	if !slices.ContainsFunc(rs, func(r result) bool { return r.AnonPerConnHeld == 0 }) {
+		perConn["server private memory (RssAnon) growth / conn, end of hold"] = col(func(r result) float64 { return r.AnonPerConnHeld })
+	}
+	must(line(filepath.Join(dir, "per-conn.svg"), "bytes per connection (flat is the goal)", xs, perConn))
 	must(line(filepath.Join(dir, "cpu.svg"), "server CPU while idle, keepalive on (% of one core)", xs, map[string][]float64{
 		"server CPU %": col(func(r result) float64 { return r.CPUPercent }),
 	}))
-	fmt.Println("| connections | alive | server processes | server RSS MiB | RSS growth / conn (B) | server CPU % (idle, pings) | ramp conns/s | kernel TCP sockets | kernel slab growth MiB | slab / conn (B) | check s | answered within 10 s |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| connections | alive | server processes | server RSS MiB | RSS growth / conn (B) | … end of hold | RssAnon growth / conn, end of hold (B) | server CPU % (idle, pings) | ramp conns/s | kernel TCP sockets | kernel slab growth MiB | slab / conn (B) | check s | answered within 10 s |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	opt := func(v float64) string {
+		if v == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.0f", v)
+	}
 	for _, r := range rs {
-		fmt.Printf("| %d | %d | %d | %.0f | %.0f | %.1f | %.0f | %d | %.0f | %.0f | %.1f | %d |\n",
-			r.Held, r.Alive, r.ServerProcs, mib(r.RSSAfterKB), r.RSSPerConn, r.CPUPercent, r.RampPerS,
+		fmt.Printf("| %d | %d | %d | %.0f | %.0f | %s | %s | %.1f | %.0f | %d | %.0f | %.0f | %.1f | %d |\n",
+			r.Held, r.Alive, r.ServerProcs, mib(r.RSSAfterKB), r.RSSPerConn, opt(r.RSSPerConnHeld), opt(r.AnonPerConnHeld), r.CPUPercent, r.RampPerS,
 			r.Sockstat.InUse, mib(r.SlabDeltaKB), 1024*float64(r.SlabDeltaKB)/float64(r.Held), r.CheckS, r.AliveWithin10s)
 	}
 }
