@@ -15,20 +15,7 @@ func TestConnAddrsCompact(t *testing.T) {
 	for _, path := range []string{"accepted", "tls", "mounted"} {
 		t.Run(path, func(t *testing.T) {
 			h := newAPIHandler()
-			var url, local string
-			var opts *DialOptions
-			switch path {
-			case "accepted":
-				srv := startServer(t, h, Config{})
-				url, local = wsURL(srv), srv.Addr().String()
-			case "tls":
-				srv := startTLSServer(t, h, Config{})
-				url, local = wssURL(srv), srv.Addr().String()
-				opts = &DialOptions{TLSConfig: testCerts(t).client()}
-			case "mounted":
-				_, hs := mountServer(t, h, Config{})
-				url, local = mountURL(hs), hs.Listener.Addr().String()
-			}
+			url, local, opts := startOnPath(t, path, h)
 			var conns []*Conn
 			for range 3 {
 				c, err := Dial(t.Context(), url, opts)
@@ -57,6 +44,27 @@ func TestConnAddrsCompact(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startOnPath starts a server for h whose sockets take the given path to
+// a loop: "accepted" (Gale's listener), "tls" (its TLS listener) or
+// "mounted" (net/http's, through ServeHTTP). It returns the URL to dial,
+// the server's address, and the options a Dial needs.
+func startOnPath(t *testing.T, path string, h Handler) (url, local string, opts *DialOptions) {
+	t.Helper()
+	switch path {
+	case "accepted":
+		srv := startServer(t, h, Config{})
+		return wsURL(srv), srv.Addr().String(), nil
+	case "tls":
+		srv := startTLSServer(t, h, Config{})
+		return wssURL(srv), srv.Addr().String(), &DialOptions{TLSConfig: testCerts(t).client()}
+	case "mounted":
+		_, hs := mountServer(t, h, Config{})
+		return mountURL(hs), hs.Listener.Addr().String(), nil
+	}
+	t.Fatalf("no path %q", path)
+	return
 }
 
 // TestCompactTCPAddrsZone: each address gets a zone string of its own

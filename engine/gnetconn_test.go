@@ -63,23 +63,13 @@ func TestTrimGnetConn(t *testing.T) {
 			var url, local string
 			var opts *DialOptions
 			var cl *Client
-			switch path {
-			case "accepted":
-				srv := startServer(t, h, Config{})
-				url, local = wsURL(srv), srv.Addr().String()
-			case "tls":
-				srv := startTLSServer(t, h, Config{})
-				url, local = wssURL(srv), srv.Addr().String()
-				opts = &DialOptions{TLSConfig: testCerts(t).client()}
-			case "mounted":
-				_, hs := mountServer(t, h, Config{})
-				url, local = mountURL(hs), hs.Listener.Addr().String()
-			case "client":
+			if path == "client" {
 				// The event-loop client's connections are the ones
 				// probed; the server is Gale's too.
-				srv := startServer(t, newAPIHandler(), Config{})
-				url, local = wsURL(srv), srv.Addr().String()
+				url, local, _ = startOnPath(t, "accepted", newAPIHandler())
 				cl = newTestClient(t, h, Config{})
+			} else {
+				url, local, opts = startOnPath(t, path, h)
 			}
 			var facts []gnetFacts
 			for i := range 3 {
