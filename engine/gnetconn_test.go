@@ -3,6 +3,7 @@ package engine
 import (
 	"net"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/galews/gale/codec"
@@ -57,16 +58,21 @@ func (h *trimProbe) OnOpen(c *Conn) {
 // gnet the layout must be recognised: a release that changes it fails
 // here rather than quietly costing 96 bytes per connection.
 func TestTrimGnetConn(t *testing.T) {
-	for _, path := range []string{"accepted", "tls", "mounted", "client"} {
+	for _, path := range []string{"accepted", "tls", "mounted", "client", "client-tls"} {
 		t.Run(path, func(t *testing.T) {
 			h := &trimProbe{apiHandler: newAPIHandler(), facts: make(chan gnetFacts, 16)}
 			var url, local string
 			var opts *DialOptions
 			var cl *Client
-			if path == "client" {
+			client := strings.HasPrefix(path, "client")
+			if client {
 				// The event-loop client's connections are the ones
-				// probed; the server is Gale's too.
-				url, local, _ = startOnPath(t, "accepted", newAPIHandler())
+				// probed; the server is Gale's, plain or TLS.
+				server := "accepted"
+				if path == "client-tls" {
+					server = "tls"
+				}
+				url, local, opts = startOnPath(t, server, newAPIHandler())
 				cl = newTestClient(t, h, Config{})
 			} else {
 				url, local, opts = startOnPath(t, path, h)
@@ -118,13 +124,13 @@ func TestTrimGnetConn(t *testing.T) {
 				}
 				shared := f.gnetLocal == facts[0].gnetLocal
 				switch {
-				case path == "client" && i > 0 && shared:
+				case client && i > 0 && shared:
 					t.Errorf("connection %d: a client's local address is shared", i)
-				case path != "client" && !shared:
+				case !client && !shared:
 					t.Errorf("connection %d: local address %p, not the shared %p", i, f.gnetLocal, facts[0].gnetLocal)
 				}
 				addr := f.local
-				if path == "client" {
+				if client {
 					addr = f.remote
 				}
 				if addr.String() != local {
