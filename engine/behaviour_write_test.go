@@ -146,6 +146,9 @@ func TestOutboundLimit(t *testing.T) {
 				if res.ok == 0 || res.first != ErrOutboundFull || res.errs[ErrOutboundFull] != msgs-res.ok {
 					t.Fatalf("flood: %d written, errors %v; want some written, the rest ErrOutboundFull", res.ok, res.errs)
 				}
+				if got := srv.Stats().WritesRefused; got != uint64(msgs-res.ok) {
+					t.Errorf("Stats.WritesRefused = %d, want the %d refused", got, msgs-res.ok)
+				}
 				// The connection lives on: the client gets every accepted
 				// message, whole and in order, then the echo.
 				for i := range res.ok {
@@ -160,6 +163,9 @@ func TestOutboundLimit(t *testing.T) {
 			} else {
 				if res.first != ErrSlowReader || res.errs[ErrSlowReader] != 1 || res.errs[ErrClosed] != msgs-res.ok-1 {
 					t.Fatalf("flood: %d written, errors %v; want one ErrSlowReader, then ErrClosed", res.ok, res.errs)
+				}
+				if got := srv.Stats().WritesRefused; got != 0 {
+					t.Errorf("Stats.WritesRefused = %d under OutboundClose, want 0", got)
 				}
 				rc.drainUntilDropped()
 				if err := tr.closed(t, rc.addr()); err != ErrSlowReader {

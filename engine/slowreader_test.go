@@ -159,13 +159,13 @@ func TestSlowReaders(t *testing.T) {
 		}
 		return lat[min(len(lat)-1, int(q*float64(len(lat))))]
 	}
-	t.Logf("SLOWREADERS clients=%d msg=%d KiB flood=%v policy=%s budget=%d MiB: sent %.0f MiB (%d writes failed in the flood); child RSS baseline %.1f MiB, peak %.1f MiB (limit %.1f), heap in use at the end of the flood %.1f MiB; fresh dial+echo during the flood %v; RSS %.1f MiB after the flooders left, back under baseline+%d MiB in %v; then after a forced GC: %d conns open (the stats request included), live heap %.1f MiB, RSS %.1f MiB a second later (%d GCs in all); bystander %d echoes, %d lost, latency p50 %v p99 %v max %v",
-		clients, msgSize>>10, flood, *slowPolicy, budget>>20, mib(sent.Load()), writeErrs.Load(), mib(base.rss), mib(floodPeak), mib(limit), mib(int64(st.HeapInuse)),
+	t.Logf("SLOWREADERS clients=%d msg=%d KiB flood=%v policy=%s budget=%d MiB: sent %.0f MiB (%d writes failed in the flood); child RSS baseline %.1f MiB, peak %.1f MiB (limit %.1f), heap in use at the end of the flood %.1f MiB, writes refused %d, closes %v; fresh dial+echo during the flood %v; RSS %.1f MiB after the flooders left, back under baseline+%d MiB in %v; then after a forced GC: %d conns open (the stats request included), live heap %.1f MiB, RSS %.1f MiB a second later (%d GCs in all); bystander %d echoes, %d lost, latency p50 %v p99 %v max %v",
+		clients, msgSize>>10, flood, *slowPolicy, budget>>20, mib(sent.Load()), writeErrs.Load(), mib(base.rss), mib(floodPeak), mib(limit), mib(int64(st.HeapInuse)), st.Stats.WritesRefused, st.Stats.Closes,
 		dialTook.Round(time.Millisecond), mib(rss), settle>>20, backString(back),
 		after.Stats.Open, mib(int64(after.HeapInuse)), mib(rssAfterGC), after.NumGC, len(lat), lost, p(0.5), p(0.99), p(1))
 
 	if lost > 0 {
-		t.Errorf("the bystander lost %d of %d echoes (read error: %v)", lost, len(lat)+lost, by.readErr)
+		t.Errorf("the bystander lost %d of %d echoes (read error: %v): %s", lost, len(lat)+lost, by.readErr, by.lostReport())
 	}
 	if soakRace {
 		t.Logf("RSS bounds not checked under -race (shadow memory)")
@@ -211,11 +211,29 @@ func freshEcho(url string) error {
 type slowBystander struct {
 	c       *ClientConn
 	done    chan struct{}
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // the reader
+	sender  sync.WaitGroup
 	mu      sync.Mutex
 	sentAt  map[uint64]time.Time
 	lat     []time.Duration
 	readErr error
+	// Diagnostics for a lost echo: when the bystander started, the last
+	// sequence number echoed, and a failed send.
+	start    time.Time
+	lastEcho uint64
+	writeErr error
+}
+
+// lostReport says which echoes never came and when they were sent.
+func (b *slowBystander) lostReport() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var s []string
+	for seq, at := range b.sentAt {
+		s = append(s, fmt.Sprintf("#%d sent at +%v", seq, at.Sub(b.start).Round(time.Millisecond)))
+	}
+	slices.Sort(s)
+	return fmt.Sprintf("lost %v; last echo #%d; send error: %v", s, b.lastEcho, b.writeErr)
 }
 
 func startBystander(t *testing.T, url string) *slowBystander {
@@ -227,7 +245,7 @@ func startBystander(t *testing.T, url string) *slowBystander {
 		t.Fatalf("bystander: %v", err)
 	}
 	t.Cleanup(func() { c.CloseNow() })
-	b := &slowBystander{c: c, done: make(chan struct{}), sentAt: map[uint64]time.Time{}}
+	b := &slowBystander{c: c, done: make(chan struct{}), sentAt: map[uint64]time.Time{}, start: time.Now()}
 	b.wg.Go(func() {
 		for {
 			c.SetReadDeadline(time.Now().Add(60 * time.Second))
@@ -250,10 +268,11 @@ func startBystander(t *testing.T, url string) *slowBystander {
 				b.lat = append(b.lat, time.Since(at))
 				delete(b.sentAt, seq)
 			}
+			b.lastEcho = seq
 			b.mu.Unlock()
 		}
 	})
-	b.wg.Go(func() {
+	b.sender.Go(func() {
 		msg := make([]byte, 64)
 		tk := time.NewTicker(10 * time.Millisecond)
 		defer tk.Stop()
@@ -269,7 +288,10 @@ func startBystander(t *testing.T, url string) *slowBystander {
 			b.mu.Unlock()
 			c.SetWriteDeadline(time.Now().Add(30 * time.Second))
 			if err := c.WriteMessage(codec.OpBinary, msg); err != nil {
-				return
+				b.mu.Lock()
+				b.writeErr = err
+				b.mu.Unlock()
+				return // the message may or may not have left: still counted
 			}
 		}
 	})
@@ -278,8 +300,11 @@ func startBystander(t *testing.T, url string) *slowBystander {
 
 // stop ends the sends, waits up to 10 s for the outstanding echoes, and
 // returns the sorted latencies and the number of echoes that never came.
+// The sender is gone before the wait begins, so no message leaves after
+// it (one sent then would meet the closed connection and count as lost).
 func (b *slowBystander) stop() ([]time.Duration, int) {
 	close(b.done)
+	b.sender.Wait()
 	waitFor(10*time.Second, func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()

@@ -28,6 +28,12 @@ type Stats struct {
 	// MemoryReleases counts the times the server returned the memory a
 	// burst freed to the operating system (see Config.KeepFreedMemory).
 	MemoryReleases uint64
+	// WritesRefused counts the messages refused under OutboundReject with
+	// ErrOutboundFull: to a connection whose backlog was at MaxOutbound, or
+	// that had a backlog while the server was over MemoryBudget. Broadcast
+	// and Publish skip such a connection without an error to anyone, so
+	// this is where their refusals show.
+	WritesRefused uint64
 
 	// Closes counts upgraded connections by how they ended: the close code
 	// received or sent (codec.StatusCode), or 1006 when the transport
@@ -56,7 +62,7 @@ var closeCodes = [...]codec.StatusCode{1000, 1001, 1002, 1003, 1005, 1006, 1007,
 // goroutine; each loop has its own, so the adds never contend across cores.
 type loopStats struct {
 	open, paused                       atomic.Int64
-	upgrades, rejected                 atomic.Uint64
+	upgrades, rejected, refused        atomic.Uint64
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
 	closes                             [len(closeCodes) + 1]atomic.Uint64
 }
@@ -99,6 +105,7 @@ func (s *Server) Stats() Stats {
 		st.Paused += l.stats.paused.Load()
 		st.Upgrades += l.stats.upgrades.Load()
 		st.Rejected += l.stats.rejected.Load()
+		st.WritesRefused += l.stats.refused.Load()
 		st.MessagesIn += l.stats.msgsIn.Load()
 		st.MessagesOut += l.stats.msgsOut.Load()
 		st.BytesIn += l.stats.bytesIn.Load()

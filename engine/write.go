@@ -206,6 +206,7 @@ func (c *Conn) admit(backlog, pending int) error {
 		return nil
 	}
 	if srv.cfg.OutboundPolicy == OutboundReject {
+		c.loop.stats.refused.Add(1)
 		return ErrOutboundFull
 	}
 	return err
