@@ -89,3 +89,41 @@ func TestCompactTCPAddrsZone(t *testing.T) {
 		t.Errorf("addresses print as %s and %s", la, ra)
 	}
 }
+
+func TestConnAddrs(t *testing.T) {
+	tcpL := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80}
+	tcpR := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 5000}
+	unixL := &net.UnixAddr{Name: "/tmp/s", Net: "unix"}
+	unixR := &net.UnixAddr{Name: "@", Net: "unix"}
+	var nilTCP *net.TCPAddr
+	tests := []struct {
+		name   string
+		l, r   net.Addr
+		packed bool // kept as two *net.TCPAddr, no addrPair
+	}{
+		{"tcp", tcpL, tcpR, true},
+		{"unix", unixL, unixR, false},
+		{"mixed", tcpL, unixR, false},
+		{"no remote", tcpL, nil, false},
+		{"nil tcp remote", tcpL, nilTCP, false},
+		{"none", nil, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := makeConnAddrs(tt.l, tt.r)
+			if got := a.local(); got != tt.l {
+				t.Errorf("local() = %#v, want %#v", got, tt.l)
+			}
+			if got := a.remote(); got != tt.r {
+				t.Errorf("remote() = %#v, want %#v", got, tt.r)
+			}
+			if packed := a.ltcp != nil; packed != tt.packed {
+				t.Errorf("packed as two TCP addresses: %v, want %v", packed, tt.packed)
+			}
+		})
+	}
+	var zero connAddrs
+	if zero.local() != nil || zero.remote() != nil {
+		t.Error("a zero connAddrs has addresses")
+	}
+}

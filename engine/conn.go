@@ -20,7 +20,7 @@ type Conn struct {
 	loop *loop
 
 	// Fields are grouped so that small ones share words: an idle server
-	// holds one Conn per connection, and this keeps it in a 192-byte class
+	// holds one Conn per connection, and this keeps it in a 176-byte class
 	// (TestConnSize).
 	state    connState
 	client   bool             // the client role: our frames are masked, the peer's must not be; any goroutine reads it
@@ -59,7 +59,7 @@ type Conn struct {
 
 	lnext, lprev *Conn // the loop's list of connections
 
-	laddr, raddr net.Addr
+	addrs connAddrs // the socket's addresses (addr.go)
 	// The application's value (UserData), boxed so that any goroutine may
 	// set and read it without a lock; nil until one is set.
 	ud atomic.Pointer[any]
@@ -156,10 +156,10 @@ type closeRequest struct {
 }
 
 // RemoteAddr returns the peer's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
+func (c *Conn) RemoteAddr() net.Addr { return c.addrs.remote() }
 
 // LocalAddr returns the connection's local address.
-func (c *Conn) LocalAddr() net.Addr { return c.laddr }
+func (c *Conn) LocalAddr() net.Addr { return c.addrs.local() }
 
 // Server returns the server the connection belongs to, or nil for a
 // connection of the event-loop Client.

@@ -60,14 +60,14 @@ func (c *Conn) recoverPanic(callback string) {
 	if v == nil {
 		return
 	}
-	c.loop.srv.cfg.Logger.Error("gale: handler panicked", "callback", callback, "panic", v, "remote", c.raddr)
+	c.loop.srv.cfg.Logger.Error("gale: handler panicked", "callback", callback, "panic", v, "remote", c.RemoteAddr())
 	c.failWith(codec.StatusInternalError, "", fmt.Errorf("%w: %s: %v", ErrHandlerPanic, callback, v))
 }
 
 func callClose(srv *Server, c *Conn, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			srv.cfg.Logger.Error("gale: handler panicked", "callback", "OnClose", "panic", v, "remote", c.raddr)
+			srv.cfg.Logger.Error("gale: handler panicked", "callback", "OnClose", "panic", v, "remote", c.RemoteAddr())
 		}
 	}()
 	srv.h.OnClose(c, err)

@@ -144,8 +144,8 @@ func (c *Conn) openStream(req *codec.Request, head int) gnet.Action {
 	er := &c.hs.es
 	*er = EventStreamRequest{
 		Request:     req,
-		RemoteAddr:  c.raddr,
-		LocalAddr:   c.laddr,
+		RemoteAddr:  c.RemoteAddr(),
+		LocalAddr:   c.LocalAddr(),
 		LastEventID: string(req.Header("Last-Event-ID")),
 	}
 	if err := srv.callEventStream(er); err != nil {

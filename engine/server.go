@@ -474,7 +474,7 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if s.closed.Load() {
 		return nil, gnet.Close
 	}
-	c := &Conn{gc: gc, loop: l, laddr: trimGnetConn(gc, true), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
+	c := &Conn{gc: gc, loop: l, addrs: makeConnAddrs(trimGnetConn(gc, true), gc.RemoteAddr()), hs: handshakes.Get().(*handshake)}
 	gc.SetContext(c)
 	s.register(l, c)
 	return nil, gnet.None

@@ -452,7 +452,7 @@ func (c *Conn) tlsFailed(err error) {
 		t.broken = true
 	}
 	if err != io.EOF {
-		c.loop.srv.cfg.Logger.Info("gale: tls: closing the connection", "remote", c.raddr, "err", err)
+		c.loop.srv.cfg.Logger.Info("gale: tls: closing the connection", "remote", c.RemoteAddr(), "err", err)
 		err = &TLSError{Err: err}
 	}
 	c.abort(err)
@@ -621,7 +621,7 @@ func (s *Server) openTLS(gc gnet.Conn, t *tlsConn) ([]byte, gnet.Action) {
 	}
 	// EnrollContext put t in gnet's safe context too, for the connection's
 	// life; trimGnetConn clears it.
-	c := &Conn{loop: l, laddr: trimGnetConn(gc, true), raddr: gc.RemoteAddr(), hs: handshakes.Get().(*handshake)}
+	c := &Conn{loop: l, addrs: makeConnAddrs(trimGnetConn(gc, true), gc.RemoteAddr()), hs: handshakes.Get().(*handshake)}
 	t.attach(gc, c)
 	gc.SetContext(c)
 	s.register(l, c)

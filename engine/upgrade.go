@@ -135,7 +135,7 @@ func (c *Conn) readHandshake() gnet.Action {
 	if errors.As(err, &he) {
 		return c.reject(codec.AppendHandshakeError(c.loop.out[:0], he), err)
 	}
-	a, refusal, err := srv.judge(&c.hs.ur, req, c.raddr, c.gc.LocalAddr(), c.loop.out[:0])
+	a, refusal, err := srv.judge(&c.hs.ur, req, c.RemoteAddr(), c.gc.LocalAddr(), c.loop.out[:0])
 	if err != nil {
 		return c.reject(refusal, err)
 	}
@@ -271,14 +271,14 @@ func (c *Conn) fallback(head []byte) gnet.Action {
 	if err != nil {
 		return c.reject(codec.AppendHandshakeError(c.loop.out[:0], codec.ErrMalformedRequest), err)
 	}
-	hr.RemoteAddr = c.raddr.String()
+	hr.RemoteAddr = c.RemoteAddr().String()
 	hr.TLS = c.tlsState()
 	hr.Body = http.NoBody
 	w := &responseBuffer{header: http.Header{}}
 	func() {
 		defer func() {
 			if v := recover(); v != nil {
-				srv.cfg.Logger.Error("gale: Fallback handler panicked", "panic", v, "remote", c.raddr)
+				srv.cfg.Logger.Error("gale: Fallback handler panicked", "panic", v, "remote", c.RemoteAddr())
 				w = &responseBuffer{header: http.Header{}, status: http.StatusInternalServerError}
 			}
 		}()

@@ -144,7 +144,7 @@ func (wp *workerPool) call(c *Conn, ev event) {
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			srv.cfg.Logger.Error("gale: handler panicked", "panic", v, "remote", c.raddr)
+			srv.cfg.Logger.Error("gale: handler panicked", "panic", v, "remote", c.RemoteAddr())
 			// The loop owns the socket: ask it, like any other goroutine.
 			c.failFromWorker(fmt.Errorf("%w: %v", ErrHandlerPanic, v))
 		}
