@@ -14,13 +14,14 @@ import (
 // socket address that accept or getsockname returned (a 32-byte object for
 // IPv4, 64 for IPv6), so an idle connection would keep two socket
 // addresses alive only for their 4 or 16 address bytes. compactAddrs
-// repoints both IPs before the hand-over: the local one to a copy shared
-// by every connection on that address, the remote one to a copy of its
-// own: 47 bytes less live heap per connection for one allocation more.
-// On the server paths trimGnetConn (gnetconn.go) then replaces the local
-// TCPAddr by a shared one altogether; the shared IP still serves the
-// event-loop client, whose local addresses differ by port, and any gnet
-// whose layout trimGnetConn does not recognise.
+// repoints the IPs before the hand-over: the local one to a copy shared by
+// every connection on that address, the remote one, when the Conn will
+// keep it as a *net.TCPAddr (an IPv6 peer; see connAddrs), to a copy of
+// its own. On the server paths trimGnetConn (gnetconn.go) then replaces the
+// local TCPAddr by a shared one altogether, and an IPv4 peer's is not kept
+// at all (takeAddrs); the shared IP still serves the event-loop client,
+// whose local addresses differ by port, and any gnet whose layout
+// trimGnetConn does not recognise.
 //
 // It also gives each address a Zone of its own: gnet recycles the bytes
 // of a closed connection's zone strings, and the ones net hands out are
@@ -51,7 +52,7 @@ func compactTCPAddrs(la, ra *net.TCPAddr) {
 		la.IP = sharedLocalIP(la.IP)
 		la.Zone = strings.Clone(la.Zone)
 	}
-	if ra != nil {
+	if ra != nil && !packable(ra) {
 		ra.IP = slices.Clip(slices.Clone(ra.IP))
 		ra.Zone = strings.Clone(ra.Zone)
 	}
@@ -67,46 +68,86 @@ func sharedLocalIP(ip net.IP) net.IP {
 	return c
 }
 
-// connAddrs is how a Conn keeps its two addresses: in two words, where two
-// net.Addr interfaces take four. That is what keeps a Conn in the 176-byte
-// size class rather than 192 (TestConnSize). A TCP socket's addresses,
-// which every connection but a unix socket's has, are kept as the two
-// *net.TCPAddr they are; any other pair, or one with a nil address, goes
-// behind the second word as an addrPair, with the first nil to say so.
-// Set once when the Conn is made and never changed, so any goroutine may
-// read them.
+// connAddrs is how a Conn keeps its two addresses, in two words. The common
+// case, a TCP peer with an IPv4 address (also as an IPv4-mapped IPv6 one,
+// as a dual-stack listener reports it), keeps the peer's address and port
+// as bytes beside a pointer to the local *net.TCPAddr, which is shared by
+// the connections on it: the peer's *net.TCPAddr and its IP (52 to 64
+// bytes of heap in two objects) are not kept at all, and RemoteAddr builds
+// a new one when asked. Any other pair (IPv6, a zone, a unix socket, a nil
+// address) goes behind the pointer as an addrPair, 32 bytes. That keeps a
+// Conn in the 176-byte size class (TestConnSize) either way. Set once when
+// the Conn is made and never changed, so any goroutine may read it.
 type connAddrs struct {
-	ltcp *net.TCPAddr
-	rest unsafe.Pointer // *net.TCPAddr when ltcp != nil, else *addrPair
+	p    unsafe.Pointer // kind4, kind4in6: the local *net.TCPAddr; kindPair: *addrPair
+	ip   [4]byte        // kind4, kind4in6: the peer's IPv4 address
+	port uint16         // kind4, kind4in6: the peer's port
+	kind addrKind
 }
+
+type addrKind uint8
+
+const (
+	kindNone addrKind = iota // the zero connAddrs: no addresses
+	kindPair                 // p is an *addrPair
+	kind4                    // the peer's IP was 4 bytes long
+	kind4in6                 // the peer's IP was the 16-byte IPv4-mapped form
+)
 
 type addrPair struct{ l, r net.Addr }
 
+// makeConnAddrs keeps l and r as above.
 func makeConnAddrs(l, r net.Addr) connAddrs {
 	lt, _ := l.(*net.TCPAddr)
 	rt, _ := r.(*net.TCPAddr)
-	if lt != nil && rt != nil {
-		return connAddrs{ltcp: lt, rest: unsafe.Pointer(rt)}
+	if lt != nil && rt != nil && packable(rt) {
+		k := kind4
+		if len(rt.IP) == net.IPv6len {
+			k = kind4in6
+		}
+		return connAddrs{p: unsafe.Pointer(lt), ip: [4]byte(rt.IP.To4()), port: uint16(rt.Port), kind: k}
 	}
-	return connAddrs{rest: unsafe.Pointer(&addrPair{l, r})}
+	return connAddrs{p: unsafe.Pointer(&addrPair{l, r}), kind: kindPair}
+}
+
+// packable reports whether a Conn keeps r, its peer's address, as bytes.
+func packable(r *net.TCPAddr) bool {
+	return r.Zone == "" && r.Port >= 0 && r.Port <= 0xffff &&
+		(len(r.IP) == net.IPv4len || len(r.IP) == net.IPv6len && r.IP.To4() != nil)
 }
 
 func (a *connAddrs) local() net.Addr {
-	if a.ltcp != nil {
-		return a.ltcp
+	switch a.kind {
+	case kind4, kind4in6:
+		return (*net.TCPAddr)(a.p)
+	case kindPair:
+		return (*addrPair)(a.p).l
 	}
-	if a.rest == nil {
-		return nil
-	}
-	return (*addrPair)(a.rest).l
+	return nil
+}
+
+// tcp4Addr is a *net.TCPAddr and its IP's bytes in one allocation.
+type tcp4Addr struct {
+	a  net.TCPAddr
+	ip [net.IPv6len]byte
 }
 
 func (a *connAddrs) remote() net.Addr {
-	if a.ltcp != nil {
-		return (*net.TCPAddr)(a.rest)
+	switch a.kind {
+	case kind4, kind4in6:
+		x := &tcp4Addr{}
+		ip := x.ip[:net.IPv4len]
+		if a.kind == kind4in6 {
+			ip = x.ip[:]
+			ip[10], ip[11] = 0xff, 0xff
+			copy(ip[12:], a.ip[:])
+		} else {
+			copy(ip, a.ip[:])
+		}
+		x.a.IP, x.a.Port = net.IP(ip), int(a.port)
+		return &x.a
+	case kindPair:
+		return (*addrPair)(a.p).r
 	}
-	if a.rest == nil {
-		return nil
-	}
-	return (*addrPair)(a.rest).r
+	return nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net"
+	"slices"
 	"testing"
 	"unsafe"
 )
@@ -9,7 +10,7 @@ import (
 // TestConnAddrsCompact: the addresses an accepted connection keeps no
 // longer point into the socket addresses Go's accept allocated, on each
 // path a socket takes to a loop: every connection's local IP is one shared
-// copy, each remote IP a copy of exactly its bytes, and both still print
+// copy, each peer's IPv4 address is kept as its bytes, and both still print
 // as the socket's addresses.
 func TestConnAddrsCompact(t *testing.T) {
 	for _, path := range []string{"accepted", "tls", "mounted"} {
@@ -38,8 +39,8 @@ func TestConnAddrsCompact(t *testing.T) {
 				if p := unsafe.SliceData(ipOf(sc.LocalAddr())); p != first {
 					t.Errorf("connection %d: local IP at %p, not the shared copy at %p", i, p, first)
 				}
-				if rip := ipOf(sc.RemoteAddr()); len(rip) != 4 || cap(rip) != 4 {
-					t.Errorf("connection %d: remote IP len %d cap %d, want its 4 bytes alone", i, len(rip), cap(rip))
+				if sc.addrs.kind != kind4 {
+					t.Errorf("connection %d: the peer's address is kept as kind %d, want its bytes (kind4)", i, sc.addrs.kind)
 				}
 			}
 		})
@@ -91,34 +92,54 @@ func TestCompactTCPAddrsZone(t *testing.T) {
 }
 
 func TestConnAddrs(t *testing.T) {
-	tcpL := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80}
-	tcpR := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 5000}
+	tcpL := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1).To4(), Port: 80}
+	tcp4 := &net.TCPAddr{IP: net.IP{127, 0, 0, 2}, Port: 65535}
+	tcp4in6 := &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 5000} // 16 bytes, IPv4-mapped
+	tcp6 := &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 443}
+	zoned := &net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 443, Zone: "eth0"}
 	unixL := &net.UnixAddr{Name: "/tmp/s", Net: "unix"}
 	unixR := &net.UnixAddr{Name: "@", Net: "unix"}
 	var nilTCP *net.TCPAddr
 	tests := []struct {
-		name   string
-		l, r   net.Addr
-		packed bool // kept as two *net.TCPAddr, no addrPair
+		name string
+		l, r net.Addr
+		kind addrKind
 	}{
-		{"tcp", tcpL, tcpR, true},
-		{"unix", unixL, unixR, false},
-		{"mixed", tcpL, unixR, false},
-		{"no remote", tcpL, nil, false},
-		{"nil tcp remote", tcpL, nilTCP, false},
-		{"none", nil, nil, false},
+		{"ipv4", tcpL, tcp4, kind4},
+		{"ipv4-mapped", tcpL, tcp4in6, kind4in6},
+		{"ipv6", tcpL, tcp6, kindPair},
+		{"zone", tcpL, zoned, kindPair},
+		{"unix", unixL, unixR, kindPair},
+		{"mixed", tcpL, unixR, kindPair},
+		{"no remote", tcpL, nil, kindPair},
+		{"nil tcp remote", tcpL, nilTCP, kindPair},
+		{"none", nil, nil, kindPair},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := makeConnAddrs(tt.l, tt.r)
+			if a.kind != tt.kind {
+				t.Errorf("kept as kind %d, want %d", a.kind, tt.kind)
+			}
 			if got := a.local(); got != tt.l {
 				t.Errorf("local() = %#v, want %#v", got, tt.l)
 			}
-			if got := a.remote(); got != tt.r {
-				t.Errorf("remote() = %#v, want %#v", got, tt.r)
+			got := a.remote()
+			if tt.kind == kindPair {
+				if got != tt.r {
+					t.Errorf("remote() = %#v, want %#v", got, tt.r)
+				}
+				return
 			}
-			if packed := a.ltcp != nil; packed != tt.packed {
-				t.Errorf("packed as two TCP addresses: %v, want %v", packed, tt.packed)
+			// Kept as bytes: an equal address, IP of the same length, built
+			// afresh on each call.
+			want := tt.r.(*net.TCPAddr)
+			ga, ok := got.(*net.TCPAddr)
+			if !ok || !slices.Equal(ga.IP, want.IP) || ga.Port != want.Port || ga.Zone != "" || got.String() != want.String() {
+				t.Fatalf("remote() = %#v, want %#v", got, want)
+			}
+			if again := a.remote(); again == got {
+				t.Error("remote() returned the same object twice: a caller could change another's")
 			}
 		})
 	}

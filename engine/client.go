@@ -225,7 +225,9 @@ func (s *Server) newClientConn(gc gnet.Conn, d *dialing) *Conn {
 	// which would keep the dial's request for the connection's life;
 	// trimGnetConn clears it. A client's local ports differ, so its local
 	// address is not shared.
-	c := &Conn{gc: gc, loop: l, client: true, addrs: makeConnAddrs(trimGnetConn(gc, false), gc.RemoteAddr()), hs: handshakes.Get().(*handshake)}
+	addrs, raddr := takeAddrs(gc, false)
+	c := &Conn{gc: gc, loop: l, client: true, addrs: addrs, hs: handshakes.Get().(*handshake)}
+	c.hs.raddr = raddr
 	c.hs.dial = d
 	gc.SetContext(c)
 	s.register(l, c)

@@ -144,7 +144,7 @@ func (c *Conn) openStream(req *codec.Request, head int) gnet.Action {
 	er := &c.hs.es
 	*er = EventStreamRequest{
 		Request:     req,
-		RemoteAddr:  c.RemoteAddr(),
+		RemoteAddr:  c.peerAddr(),
 		LocalAddr:   c.LocalAddr(),
 		LastEventID: string(req.Header("Last-Event-ID")),
 	}

@@ -37,8 +37,8 @@ import (
 // Gale's loops have not.
 
 type gnetFields struct {
-	typ                       reflect.Type // *gnet.conn
-	remote, localAddr, ctxBox uintptr      // offsets
+	typ                                   reflect.Type // *gnet.conn
+	remote, localAddr, remoteAddr, ctxBox uintptr      // offsets
 }
 
 var (
@@ -46,7 +46,7 @@ var (
 	gnetLayoutOnce sync.Once
 )
 
-// learnGnetLayout finds the three fields in gc's concrete type, or leaves
+// learnGnetLayout finds the four fields in gc's concrete type, or leaves
 // gnetLayout.typ nil.
 func learnGnetLayout(gc gnet.Conn) {
 	t := reflect.TypeOf(gc)
@@ -59,11 +59,12 @@ func learnGnetLayout(gc gnet.Conn) {
 		return f.Offset, found && len(f.Index) == 1 && f.Type == want
 	}
 	var f gnetFields
-	var ok1, ok2, ok3 bool
+	var ok1, ok2, ok3, ok4 bool
 	f.remote, ok1 = field("remote", reflect.TypeFor[unix.Sockaddr]())
 	f.localAddr, ok2 = field("localAddr", reflect.TypeFor[net.Addr]())
-	f.ctxBox, ok3 = field("safeCtx", reflect.TypeFor[atomic.Pointer[any]]())
-	if ok1 && ok2 && ok3 {
+	f.remoteAddr, ok3 = field("remoteAddr", reflect.TypeFor[net.Addr]())
+	f.ctxBox, ok4 = field("safeCtx", reflect.TypeFor[atomic.Pointer[any]]())
+	if ok1 && ok2 && ok3 && ok4 {
 		f.typ = t
 		gnetLayout = f
 	}
@@ -96,6 +97,23 @@ func trimGnetConn(gc gnet.Conn, shareLocal bool) net.Addr {
 		}
 	}
 	return la
+}
+
+// takeAddrs makes the addresses of the Conn for gc, a socket EnrollContext
+// registered: it trims gc (trimGnetConn) and, when the Conn keeps the
+// peer's address as bytes (connAddrs), clears gnet's remoteAddr as well,
+// so nothing keeps the peer's *net.TCPAddr once the upgrade is done. It
+// returns that address too, for the handshake to use meanwhile
+// (handshake.raddr). gnet itself reads remoteAddr only to answer
+// RemoteAddr and, at release, to recycle a zone, which such an address
+// has none of. Loop only, in OnOpen.
+func takeAddrs(gc gnet.Conn, shareLocal bool) (connAddrs, net.Addr) {
+	ra := gc.RemoteAddr()
+	a := makeConnAddrs(trimGnetConn(gc, shareLocal), ra)
+	if f := &gnetLayout; a.kind != kindPair && f.typ != nil && reflect.TypeOf(gc) == f.typ {
+		*(*net.Addr)(unsafe.Add(reflect.ValueOf(gc).UnsafePointer(), f.remoteAddr)) = nil
+	}
+	return a, ra
 }
 
 // shareTCPAddr returns the shared address equal to a, making a the shared

@@ -26,6 +26,7 @@ func rawGnet(c *Conn) gnet.Conn {
 // loop in OnOpen.
 type gnetFacts struct {
 	layout, remoteKept, boxKept bool
+	gnetRemote                  net.Addr // gnet's remoteAddr, cleared for an IPv4 peer
 	safeCtx                     any
 	gnetLocal, local, remote    net.Addr
 }
@@ -40,7 +41,7 @@ func (h *trimProbe) OnOpen(c *Conn) {
 	gc := rawGnet(c)
 	v := reflect.ValueOf(gc).Elem()
 	ok := gnetLayout.typ != nil
-	f := gnetFacts{layout: ok, safeCtx: gc.SafeContext(), gnetLocal: gc.LocalAddr(), local: c.LocalAddr(), remote: c.RemoteAddr()}
+	f := gnetFacts{layout: ok, safeCtx: gc.SafeContext(), gnetLocal: gc.LocalAddr(), gnetRemote: gc.RemoteAddr(), local: c.LocalAddr(), remote: c.RemoteAddr()}
 	if r := v.FieldByName("remote"); !r.IsValid() || !r.IsNil() {
 		f.remoteKept = true
 	}
@@ -52,8 +53,9 @@ func (h *trimProbe) OnOpen(c *Conn) {
 }
 
 // TestTrimGnetConn: on every path a socket takes to a loop, gnet's
-// connection keeps no copy of the peer's socket address and no context
-// box, and a server's connections share one local address, while every
+// connection keeps no copy of the peer's socket address, no *net.TCPAddr
+// of an IPv4 peer and no context box, and a server's connections share
+// one local address, while every
 // address still reads as the socket's and the connections work. With this
 // gnet the layout must be recognised: a release that changes it fails
 // here rather than quietly costing 96 bytes per connection.
@@ -111,10 +113,13 @@ func TestTrimGnetConn(t *testing.T) {
 			}
 			for i, f := range facts {
 				if !f.layout {
-					t.Fatal("gnet's connection layout was not recognised: remote, localAddr and safeCtx are not all there")
+					t.Fatal("gnet's connection layout was not recognised: remote, localAddr, remoteAddr and safeCtx are not all there")
 				}
 				if f.remoteKept {
 					t.Errorf("connection %d: gnet keeps the peer's socket address", i)
+				}
+				if f.gnetRemote != nil {
+					t.Errorf("connection %d: gnet keeps the peer's *net.TCPAddr (%v), which the Conn keeps as bytes", i, f.gnetRemote)
 				}
 				if f.boxKept || f.safeCtx != nil {
 					t.Errorf("connection %d: gnet keeps a context box (SafeContext %v)", i, f.safeCtx)

@@ -272,7 +272,9 @@ func (s *Server) openMounted(gc gnet.Conn, m *mounted) ([]byte, gnet.Action) {
 	}
 	// EnrollContext put m in gnet's safe context too, which would keep it
 	// for the connection's life; trimGnetConn clears it.
-	c := &Conn{gc: gc, loop: l, addrs: makeConnAddrs(trimGnetConn(gc, true), gc.RemoteAddr()), hs: handshakes.Get().(*handshake)}
+	addrs, raddr := takeAddrs(gc, true)
+	c := &Conn{gc: gc, loop: l, addrs: addrs, hs: handshakes.Get().(*handshake)}
+	c.hs.raddr = raddr
 	c.hs.mount = m
 	gc.SetContext(c)
 	if len(m.prefix) > 0 {

@@ -474,7 +474,9 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if s.closed.Load() {
 		return nil, gnet.Close
 	}
-	c := &Conn{gc: gc, loop: l, addrs: makeConnAddrs(trimGnetConn(gc, true), gc.RemoteAddr()), hs: handshakes.Get().(*handshake)}
+	addrs, raddr := takeAddrs(gc, true)
+	c := &Conn{gc: gc, loop: l, addrs: addrs, hs: handshakes.Get().(*handshake)}
+	c.hs.raddr = raddr
 	gc.SetContext(c)
 	s.register(l, c)
 	return nil, gnet.None

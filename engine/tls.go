@@ -171,8 +171,8 @@ func (t *tlsTransport) RemoteAddr() net.Addr {
 	if t.nc != nil {
 		return t.nc.RemoteAddr()
 	}
-	if gc := t.gc(); gc != nil {
-		return gc.RemoteAddr()
+	if c := t.conn.c; c != nil {
+		return c.RemoteAddr() // gnet's copy may be gone (takeAddrs)
 	}
 	return nil
 }
@@ -621,7 +621,9 @@ func (s *Server) openTLS(gc gnet.Conn, t *tlsConn) ([]byte, gnet.Action) {
 	}
 	// EnrollContext put t in gnet's safe context too, for the connection's
 	// life; trimGnetConn clears it.
-	c := &Conn{loop: l, addrs: makeConnAddrs(trimGnetConn(gc, true), gc.RemoteAddr()), hs: handshakes.Get().(*handshake)}
+	addrs, raddr := takeAddrs(gc, true)
+	c := &Conn{loop: l, addrs: addrs, hs: handshakes.Get().(*handshake)}
+	c.hs.raddr = raddr
 	t.attach(gc, c)
 	gc.SetContext(c)
 	s.register(l, c)

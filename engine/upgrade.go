@@ -91,6 +91,20 @@ type handshake struct {
 
 	// A request for an event stream, as OnEventStream sees it.
 	es EventStreamRequest
+
+	// raddr is the peer's address as gnet had it, which the Conn may keep
+	// only as bytes (connAddrs): the upgrade's uses of it take this one
+	// rather than build another.
+	raddr net.Addr
+}
+
+// peerAddr is c's remote address; during the handshake, the one it came with.
+// Loop only.
+func (c *Conn) peerAddr() net.Addr {
+	if c.hs != nil && c.hs.raddr != nil {
+		return c.hs.raddr
+	}
+	return c.RemoteAddr()
 }
 
 var handshakes = sync.Pool{New: func() any { return new(handshake) }}
@@ -103,6 +117,7 @@ func (c *Conn) releaseHandshake() {
 		c.hs.dial = nil
 		c.hs.mount = nil
 		c.hs.es = EventStreamRequest{}
+		c.hs.raddr = nil
 		handshakes.Put(c.hs)
 		c.hs = nil
 	}
@@ -135,7 +150,7 @@ func (c *Conn) readHandshake() gnet.Action {
 	if errors.As(err, &he) {
 		return c.reject(codec.AppendHandshakeError(c.loop.out[:0], he), err)
 	}
-	a, refusal, err := srv.judge(&c.hs.ur, req, c.RemoteAddr(), c.gc.LocalAddr(), c.loop.out[:0])
+	a, refusal, err := srv.judge(&c.hs.ur, req, c.peerAddr(), c.gc.LocalAddr(), c.loop.out[:0])
 	if err != nil {
 		return c.reject(refusal, err)
 	}
@@ -271,7 +286,7 @@ func (c *Conn) fallback(head []byte) gnet.Action {
 	if err != nil {
 		return c.reject(codec.AppendHandshakeError(c.loop.out[:0], codec.ErrMalformedRequest), err)
 	}
-	hr.RemoteAddr = c.RemoteAddr().String()
+	hr.RemoteAddr = c.peerAddr().String()
 	hr.TLS = c.tlsState()
 	hr.Body = http.NoBody
 	w := &responseBuffer{header: http.Header{}}
