@@ -155,7 +155,10 @@ type closeRequest struct {
 	err    error // for OnClose, when the close is Gale's decision
 }
 
-// RemoteAddr returns the peer's address.
+// RemoteAddr returns the peer's address. An IPv4 peer's is kept as bytes,
+// to spare every idle connection an object, so each call builds a new
+// *net.TCPAddr (one allocation): a handler that needs it per message
+// should keep it, in UserData for instance.
 func (c *Conn) RemoteAddr() net.Addr { return c.addrs.remote() }
 
 // LocalAddr returns the connection's local address.
