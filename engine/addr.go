@@ -74,12 +74,13 @@ func sharedLocalIP(ip net.IP) net.IP {
 // as bytes beside a pointer to the local *net.TCPAddr, which is shared by
 // the connections on it: the peer's *net.TCPAddr and its IP (52 to 64
 // bytes of heap in two objects) are not kept at all, and RemoteAddr builds
-// a new one when asked. Any other pair (IPv6, a zone, a unix socket, a nil
-// address) goes behind the pointer as an addrPair, 32 bytes. That keeps a
+// a new one when asked. An IPv6 peer's pair (or one with a zone) goes
+// behind the pointer as two *net.TCPAddr, 16 bytes; any other (a unix
+// socket, a nil address) as two net.Addr, 32 bytes. That keeps a
 // Conn in the 176-byte size class (TestConnSize) either way. Set once when
 // the Conn is made and never changed, so any goroutine may read it.
 type connAddrs struct {
-	p    unsafe.Pointer // kind4, kind4in6: the local *net.TCPAddr; kindPair: *addrPair
+	p    unsafe.Pointer // kind4, kind4in6: the local *net.TCPAddr; kindTCPPair: *tcpPair; kindPair: *addrPair
 	ip   [4]byte        // kind4, kind4in6: the peer's IPv4 address
 	port uint16         // kind4, kind4in6: the peer's port
 	kind addrKind
@@ -88,19 +89,25 @@ type connAddrs struct {
 type addrKind uint8
 
 const (
-	kindNone addrKind = iota // the zero connAddrs: no addresses
-	kindPair                 // p is an *addrPair
-	kind4                    // the peer's IP was 4 bytes long
-	kind4in6                 // the peer's IP was the 16-byte IPv4-mapped form
+	kindNone    addrKind = iota // the zero connAddrs: no addresses
+	kindPair                    // p is an *addrPair
+	kindTCPPair                 // p is a *tcpPair
+	kind4                       // the peer's IP was 4 bytes long
+	kind4in6                    // the peer's IP was the 16-byte IPv4-mapped form
 )
 
 type addrPair struct{ l, r net.Addr }
+
+type tcpPair struct{ l, r *net.TCPAddr }
 
 // makeConnAddrs keeps l and r as above.
 func makeConnAddrs(l, r net.Addr) connAddrs {
 	lt, _ := l.(*net.TCPAddr)
 	rt, _ := r.(*net.TCPAddr)
-	if lt != nil && rt != nil && packable(rt) {
+	if lt != nil && rt != nil {
+		if !packable(rt) {
+			return connAddrs{p: unsafe.Pointer(&tcpPair{lt, rt}), kind: kindTCPPair}
+		}
 		k := kind4
 		if len(rt.IP) == net.IPv6len {
 			k = kind4in6
@@ -120,6 +127,8 @@ func (a *connAddrs) local() net.Addr {
 	switch a.kind {
 	case kind4, kind4in6:
 		return (*net.TCPAddr)(a.p)
+	case kindTCPPair:
+		return (*tcpPair)(a.p).l
 	case kindPair:
 		return (*addrPair)(a.p).l
 	}
@@ -146,6 +155,8 @@ func (a *connAddrs) remote() net.Addr {
 		}
 		x.a.IP, x.a.Port = net.IP(ip), int(a.port)
 		return &x.a
+	case kindTCPPair:
+		return (*tcpPair)(a.p).r
 	case kindPair:
 		return (*addrPair)(a.p).r
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"net"
 	"slices"
+	"strconv"
 	"testing"
 	"unsafe"
 )
@@ -107,8 +108,8 @@ func TestConnAddrs(t *testing.T) {
 	}{
 		{"ipv4", tcpL, tcp4, kind4},
 		{"ipv4-mapped", tcpL, tcp4in6, kind4in6},
-		{"ipv6", tcpL, tcp6, kindPair},
-		{"zone", tcpL, zoned, kindPair},
+		{"ipv6", tcpL, tcp6, kindTCPPair},
+		{"zone", tcpL, zoned, kindTCPPair},
 		{"unix", unixL, unixR, kindPair},
 		{"mixed", tcpL, unixR, kindPair},
 		{"no remote", tcpL, nil, kindPair},
@@ -125,7 +126,7 @@ func TestConnAddrs(t *testing.T) {
 				t.Errorf("local() = %#v, want %#v", got, tt.l)
 			}
 			got := a.remote()
-			if tt.kind == kindPair {
+			if tt.kind == kindPair || tt.kind == kindTCPPair {
 				if got != tt.r {
 					t.Errorf("remote() = %#v, want %#v", got, tt.r)
 				}
@@ -146,5 +147,56 @@ func TestConnAddrs(t *testing.T) {
 	var zero connAddrs
 	if zero.local() != nil || zero.remote() != nil {
 		t.Error("a zero connAddrs has addresses")
+	}
+}
+
+// TestConnAddrsFamilies: what an accepted connection's addresses read as,
+// end to end, for each way the Conn keeps them: an IPv4 peer as bytes, the
+// same peer as a dual-stack listener reports it (IPv4-mapped), and an IPv6
+// peer as two *net.TCPAddr.
+func TestConnAddrsFamilies(t *testing.T) {
+	tests := []struct {
+		name, listen, dial string
+		kind               addrKind
+	}{
+		{"ipv4", "127.0.0.1:0", "127.0.0.1", kind4},
+		{"dual-stack", "[::]:0", "127.0.0.1", kind4in6},
+		{"ipv6", "[::1]:0", "::1", kindTCPPair},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newAPIHandler()
+			srv, err := NewServer(h, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Start(tt.listen); err != nil {
+				t.Skipf("cannot listen on %s here: %v", tt.listen, err)
+			}
+			t.Cleanup(func() { srv.Shutdown(t.Context()) })
+			port := srv.Addr().(*net.TCPAddr).Port
+			c, err := Dial(t.Context(), "ws://"+net.JoinHostPort(tt.dial, strconv.Itoa(port))+"/", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			sc := recv(t, h.opened, "OnOpen")
+			if sc.addrs.kind != tt.kind {
+				t.Errorf("kept as kind %d, want %d", sc.addrs.kind, tt.kind)
+			}
+			if got, want := sc.RemoteAddr().String(), c.LocalAddr().String(); got != want {
+				t.Errorf("server sees remote %s, the client dialled from %s", got, want)
+			}
+			if got, want := sc.LocalAddr().String(), c.RemoteAddr().String(); got != want {
+				t.Errorf("server sees local %s, the client dialled %s", got, want)
+			}
+			// The connection works after its addresses were taken.
+			if err := c.WriteText([]byte("hello")); err != nil {
+				t.Fatal(err)
+			}
+			if _, p, err := c.ReadMessage(); err != nil || string(p) != "hello" {
+				t.Errorf("echo %q, %v", p, err)
+			}
+		})
 	}
 }
