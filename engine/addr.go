@@ -104,20 +104,27 @@ type tcpPair struct{ l, r *net.TCPAddr }
 func makeConnAddrs(l, r net.Addr) connAddrs {
 	lt, _ := l.(*net.TCPAddr)
 	rt, _ := r.(*net.TCPAddr)
-	if lt != nil && rt != nil {
-		if !packable(rt) {
-			return connAddrs{p: unsafe.Pointer(&tcpPair{lt, rt}), kind: kindTCPPair}
-		}
+	switch {
+	case packed(l, r):
 		k := kind4
 		if len(rt.IP) == net.IPv6len {
 			k = kind4in6
 		}
 		return connAddrs{p: unsafe.Pointer(lt), ip: [4]byte(rt.IP.To4()), port: uint16(rt.Port), kind: k}
+	case lt != nil && rt != nil:
+		return connAddrs{p: unsafe.Pointer(&tcpPair{lt, rt}), kind: kindTCPPair}
 	}
 	return connAddrs{p: unsafe.Pointer(&addrPair{l, r}), kind: kindPair}
 }
 
-// packable reports whether a Conn keeps r, its peer's address, as bytes.
+// packed reports whether a Conn keeps the peer's address r as bytes.
+func packed(l, r net.Addr) bool {
+	lt, _ := l.(*net.TCPAddr)
+	rt, _ := r.(*net.TCPAddr)
+	return lt != nil && rt != nil && packable(rt)
+}
+
+// packable reports whether r, a peer's address, can be kept as bytes.
 func packable(r *net.TCPAddr) bool {
 	return r.Zone == "" && r.Port >= 0 && r.Port <= 0xffff &&
 		(len(r.IP) == net.IPv4len || len(r.IP) == net.IPv6len && r.IP.To4() != nil)

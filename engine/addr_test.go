@@ -142,6 +142,14 @@ func TestConnAddrs(t *testing.T) {
 			if again := a.remote(); again == got {
 				t.Error("remote() returned the same object twice: a caller could change another's")
 			}
+			// One allocation per call, as RemoteAddr's comment says; the
+			// local address is shared and costs none.
+			if n := testing.AllocsPerRun(100, func() { _ = a.remote() }); n != 1 {
+				t.Errorf("remote() makes %.1f allocations, want 1", n)
+			}
+			if n := testing.AllocsPerRun(100, func() { _ = a.local() }); n != 0 {
+				t.Errorf("local() makes %.1f allocations, want 0", n)
+			}
 		})
 	}
 	var zero connAddrs

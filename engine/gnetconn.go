@@ -13,23 +13,26 @@ import (
 )
 
 // A socket handed to gnet through EnrollContext costs more than one gnet
-// accepted itself, in three fields of gnet's connection that the TCP path
-// never reads back:
+// accepted itself, in fields of gnet's connection that the TCP path never
+// reads back:
 //
 //   - remote: a copy of the peer's socket address (32 bytes for IPv4),
 //     which gnet uses only to answer unconnected UDP sockets;
 //   - localAddr: the *net.TCPAddr of the net.TCPConn it was given, one per
 //     connection, where gnet's own acceptor shares its listener's;
 //   - safeCtx: a box for the context EnrollContext was given, nil or not
-//     (16 bytes), which Gale never reads back.
+//     (16 bytes), which Gale never reads back;
+//   - remoteAddr: the peer's *net.TCPAddr, which gnet reads only to answer
+//     RemoteAddr and, at release, to recycle a zone; for a peer the Conn
+//     keeps as bytes (connAddrs in addr.go) nothing else needs it.
 //
-// trimGnetConn clears the first and the last and points localAddr at one
-// address shared by every connection on it: 96 bytes less live heap per
-// idle connection, in three objects fewer. gnet exposes no setter for
-// them, so the fields are found by name and type through reflection once,
-// and written through their offsets; if a gnet release renames, retypes
-// or drops one, nothing is written (TestTrimGnetConn fails, so an upgrade
-// cannot lose it silently) and connections cost what they did before.
+// trimGnetConn clears remote, safeCtx and, for such a peer, remoteAddr, and
+// points localAddr at one address shared by every connection on it. gnet
+// exposes no setter for them, so the fields are found by name and type
+// through reflection once, and written through their offsets; if a gnet
+// release renames, retypes or drops one, nothing is written
+// (TestTrimGnetConn fails, so an upgrade cannot lose it silently) and
+// connections cost what they did before.
 //
 // Sharing the local address is what gnet's acceptor does too. It is not
 // done for an address with a zone: gnet's release returns a closed
@@ -75,10 +78,11 @@ func learnGnetLayout(gc gnet.Conn) {
 var sharedLocal atomic.Pointer[net.TCPAddr]
 
 // trimGnetConn trims gc, gnet's connection for a TCP socket that
-// EnrollContext registered, as above, and returns the local address
-// it now reports. shareLocal is false for the client role, whose local
-// ports differ. Loop only, in OnOpen, before anything reads gc's fields.
-func trimGnetConn(gc gnet.Conn, shareLocal bool) net.Addr {
+// EnrollContext registered, as above, and returns the local address it now
+// reports. shareLocal is false for the client role, whose local ports
+// differ; dropRemote says the Conn keeps the peer's address as bytes.
+// Loop only, in OnOpen, before anything reads gc's fields.
+func trimGnetConn(gc gnet.Conn, shareLocal, dropRemote bool) net.Addr {
 	gnetLayoutOnce.Do(func() { learnGnetLayout(gc) })
 	la := gc.LocalAddr()
 	f := &gnetLayout
@@ -88,6 +92,9 @@ func trimGnetConn(gc gnet.Conn, shareLocal bool) net.Addr {
 	p := reflect.ValueOf(gc).UnsafePointer()
 	if _, tcp := gc.RemoteAddr().(*net.TCPAddr); tcp {
 		*(*unix.Sockaddr)(unsafe.Add(p, f.remote)) = nil
+	}
+	if dropRemote {
+		*(*net.Addr)(unsafe.Add(p, f.remoteAddr)) = nil
 	}
 	(*atomic.Pointer[any])(unsafe.Add(p, f.ctxBox)).Store(nil)
 	if a, ok := la.(*net.TCPAddr); ok && shareLocal {
@@ -100,20 +107,13 @@ func trimGnetConn(gc gnet.Conn, shareLocal bool) net.Addr {
 }
 
 // takeAddrs makes the addresses of the Conn for gc, a socket EnrollContext
-// registered: it trims gc (trimGnetConn) and, when the Conn keeps the
-// peer's address as bytes (connAddrs), clears gnet's remoteAddr as well,
-// so nothing keeps the peer's *net.TCPAddr once the upgrade is done. It
-// returns that address too, for the handshake to use meanwhile
-// (handshake.raddr). gnet itself reads remoteAddr only to answer
-// RemoteAddr and, at release, to recycle a zone, which such an address
-// has none of. Loop only, in OnOpen.
+// registered, trimming gc on the way (trimGnetConn): once the upgrade is
+// done nothing keeps an IPv4 peer's *net.TCPAddr. It returns that address
+// too, for the handshake to use meanwhile (handshake.raddr). Loop only, in
+// OnOpen.
 func takeAddrs(gc gnet.Conn, shareLocal bool) (connAddrs, net.Addr) {
 	ra := gc.RemoteAddr()
-	a := makeConnAddrs(trimGnetConn(gc, shareLocal), ra)
-	if f := &gnetLayout; a.kind != kindPair && f.typ != nil && reflect.TypeOf(gc) == f.typ {
-		*(*net.Addr)(unsafe.Add(reflect.ValueOf(gc).UnsafePointer(), f.remoteAddr)) = nil
-	}
-	return a, ra
+	return makeConnAddrs(trimGnetConn(gc, shareLocal, packed(gc.LocalAddr(), ra)), ra), ra
 }
 
 // shareTCPAddr returns the shared address equal to a, making a the shared
